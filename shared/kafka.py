@@ -1,0 +1,129 @@
+"""Kafka clients for every service: topic names, factories and topic creation.
+
+Everything that differs between Apache Kafka and the embedded broker is a
+setting here (``Settings.kafka_idempotence``), never a code fork.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from .errors import BrokerError
+from .settings import Settings
+
+__all__ = ["Topics", "client_options", "ensure_topics", "make_consumer", "make_producer"]
+
+# Kafka error code 36: the topic exists already, which is what we want.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The four topic names under one prefix (shared/DESIGN.md)."""
+
+    raw: str
+    classified: str
+    alerts: str
+    deadletter: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        """Names with ``prefix`` in front, e.g. ``dohawatch.news.raw``."""
+        return cls(
+            f"{prefix}news.raw",
+            f"{prefix}news.classified",
+            f"{prefix}alerts",
+            f"{prefix}deadletter",
+        )
+
+    def all(self) -> tuple[str, ...]:
+        """Every topic, in pipeline order."""
+        return (self.raw, self.classified, self.alerts, self.deadletter)
+
+
+def client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
+    """Connection options shared by producers, consumers and the admin client."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "client_id": settings.kafka_client_id,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+        if settings.kafka_ssl_certfile:
+            context.load_cert_chain(
+                str(settings.kafka_ssl_certfile),
+                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+            )
+        options["ssl_context"] = context
+    if settings.kafka_security_protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password
+        options |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": password.get_secret_value() if password else None,
+        }
+    return options
+
+
+def make_producer(settings: Settings, bootstrap: str) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas and batches for 5 ms."""
+    return AIOKafkaProducer(
+        **client_options(settings, bootstrap),
+        acks="all",
+        linger_ms=5,
+        enable_idempotence=settings.kafka_idempotence,
+    )
+
+
+def make_consumer(
+    settings: Settings, bootstrap: str, group_id: str, *topics: str
+) -> AIOKafkaConsumer:
+    """A group consumer with manual commits, reading from the earliest offset.
+
+    Offsets are committed by :func:`dohawatch.shared.pipeline.run_pipeline` only
+    after the outputs of a batch are acknowledged (at least once).
+    """
+    return AIOKafkaConsumer(
+        *topics,
+        **client_options(settings, bootstrap),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(100, settings.kafka_session_timeout_ms // 10),
+        rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+    )
+
+
+async def ensure_topics(settings: Settings, bootstrap: str, topics: Topics) -> None:
+    """Create the pipeline's topics if they do not exist.
+
+    Raises:
+        BrokerError: the broker could not be reached or refused to create one.
+    """
+    admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
+    try:
+        await admin.start()
+        response = await admin.create_topics(
+            [
+                NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+                for name in topics.all()
+            ]
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot create topics on {bootstrap}: {exc}") from exc
+    finally:
+        await admin.close()
+    for name, code, message in response.topic_errors:
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            raise BrokerError(f"cannot create topic {name}: error {code} {message}")

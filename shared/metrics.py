@@ -1,0 +1,66 @@
+"""Prometheus metrics shared by the three services, on an injected registry.
+
+Names follow the Prometheus conventions: ``dohawatch_`` namespace, base units,
+``_total`` for counters, ``_seconds`` for durations. Label values are bounded:
+topic names, partition numbers, reasons from a fixed set, feed names from
+configuration; never a URL or a title read from the wire.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+__all__ = ["PipelineMetrics", "build_info", "package_version"]
+
+
+def package_version() -> str:
+    """The installed dohawatch version, or ``unknown`` when running from a bare tree."""
+    try:
+        return version("dohawatch")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_info(registry: CollectorRegistry, service: str) -> None:
+    """Register ``dohawatch_build_info`` with the version and service name."""
+    Info("dohawatch_build", "Version of the running service.", registry=registry).info(
+        {"version": package_version(), "service": service}
+    )
+
+
+class PipelineMetrics:
+    """What every consuming service reports about its Kafka loop."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.consumed = Counter(
+            "dohawatch_messages_consumed_total",
+            "Messages read from Kafka.",
+            ["topic"],
+            registry=registry,
+        )
+        self.produced = Counter(
+            "dohawatch_messages_produced_total",
+            "Messages acknowledged by Kafka.",
+            ["topic"],
+            registry=registry,
+        )
+        self.deadletters = Counter(
+            "dohawatch_deadletters_total",
+            "Input messages sent to the dead-letter topic.",
+            ["topic", "reason"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "dohawatch_consumer_lag_messages",
+            "High watermark minus consumer position.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "dohawatch_batch_duration_seconds",
+            "Time from a batch's arrival to its commit.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )

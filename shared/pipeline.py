@@ -1,0 +1,213 @@
+"""The at-least-once loop every consuming service runs; the commit rule lives here.
+
+    poll a batch → decode (undecodable → dead letter) → handler decides
+    → produce outputs → await every acknowledgement → handler.acknowledged()
+    → commit the next offset of each partition
+
+A crash anywhere before the commit replays the batch; outputs carry
+deterministic ids, so the replay produces the same messages. Offsets acknowledged
+but not yet committed are committed when the partition is revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, Generic, Protocol, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from pydantic import BaseModel
+
+from .codec import Outgoing, decode
+from .errors import BrokerError, DecodeError
+from .logs import log_event
+from .metrics import PipelineMetrics
+
+__all__ = ["BatchHandler", "deadletter", "produce_and_wait", "run_pipeline"]
+
+T = TypeVar("T", bound=BaseModel)
+T_contra = TypeVar("T_contra", bound=BaseModel, contravariant=True)
+log = logging.getLogger("dohawatch.pipeline")
+
+
+class BatchHandler(Protocol[T_contra]):
+    """What a service plugs into :func:`run_pipeline`."""
+
+    async def handle(self, events: Sequence[T_contra]) -> list[Outgoing]:
+        """Decide on a batch of decoded events and return the messages to produce."""
+        ...
+
+    async def acknowledged(self) -> None:
+        """Called after the broker acknowledged the batch's outputs, before the commit."""
+        ...
+
+
+def deadletter(
+    record: ConsumerRecord[bytes, bytes], topic: str, service: str, error: DecodeError
+) -> Outgoing:
+    """The dead-letter message for ``record``: its key, body and headers, plus why."""
+    headers = [
+        *(record.headers or ()),
+        ("dlq_reason", error.reason.encode()),
+        ("dlq_detail", error.detail[:500].encode()),
+        ("dlq_service", service.encode()),
+        ("dlq_topic", record.topic.encode()),
+        ("dlq_partition", str(record.partition).encode()),
+        ("dlq_offset", str(record.offset).encode()),
+    ]
+    return Outgoing(topic, record.key or b"", record.value or b"", headers)
+
+
+async def produce_and_wait(producer: AIOKafkaProducer, messages: Sequence[Outgoing]) -> None:
+    """Send every message, then wait until the broker acknowledged all of them.
+
+    Sends are not awaited one by one: the producer batches them (awaiting each
+    send costs 10-100x, shared/PERFORMANCE.md).
+
+    Raises:
+        BrokerError: a send failed; nothing may be committed.
+    """
+    try:
+        futures = [
+            await producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in messages
+        ]
+        await asyncio.gather(*futures)
+    except KafkaError as exc:
+        raise BrokerError(f"produce failed: {exc}") from exc
+
+
+class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tracks acknowledged offsets and commits them, also when partitions are revoked."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self.pending: dict[TopicPartition, int] = {}
+
+    async def commit(self) -> None:
+        if not self.pending:
+            return
+        offsets, self.pending = self.pending, {}
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # A rebalance took the partitions away; their new owner replays from
+            # the last commit, and deterministic ids make that replay harmless.
+            log_event(log, "commit_failed", status="rebalanced", error=str(exc))
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.commit()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        pass
+
+
+class _Loop(Generic[T]):
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        *,
+        service: str,
+        model: type[T],
+        handler: BatchHandler[T],
+        deadletter_topic: str,
+        metrics: PipelineMetrics,
+    ) -> None:
+        self.consumer = consumer
+        self.producer = producer
+        self.service = service
+        self.model = model
+        self.handler = handler
+        self.deadletter_topic = deadletter_topic
+        self.metrics = metrics
+        self.offsets = _Offsets(consumer)
+
+    async def run(self, topics: Sequence[str], stop: asyncio.Event, max_records: int) -> None:
+        self.consumer.subscribe(list(topics), listener=self.offsets)
+        while not stop.is_set():
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=max_records)
+            if batches:
+                await self._process(batches)
+            await self._observe_lag()
+        await self.offsets.commit()
+
+    async def _process(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        started = time.perf_counter()
+        events: list[T] = []
+        outputs: list[Outgoing] = []
+        for tp, records in batches.items():
+            self.metrics.consumed.labels(tp.topic).inc(len(records))
+            for record in records:
+                try:
+                    events.append(decode(record.value, record.headers, self.model))
+                except DecodeError as exc:
+                    self.metrics.deadletters.labels(tp.topic, exc.reason).inc()
+                    log_event(
+                        log,
+                        "deadlettered",
+                        status=exc.reason,
+                        topic=tp.topic,
+                        partition=tp.partition,
+                        offset=record.offset,
+                        detail=exc.detail,
+                    )
+                    outputs.append(deadletter(record, self.deadletter_topic, self.service, exc))
+        if events:
+            outputs.extend(await self.handler.handle(events))
+        await produce_and_wait(self.producer, outputs)
+        for message in outputs:
+            self.metrics.produced.labels(message.topic).inc()
+        await self.handler.acknowledged()
+        for tp, records in batches.items():
+            self.offsets.pending[tp] = records[-1].offset + 1
+        await self.offsets.commit()
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _observe_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            # highwater() comes from fetch responses and is right on both brokers;
+            # end_offsets() is wrong on the embedded one (shared/DESIGN.md).
+            high = self.consumer.highwater(tp)
+            if high is None:
+                continue
+            position = await self.consumer.position(tp)
+            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+
+async def run_pipeline(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    *,
+    service: str,
+    topics: Sequence[str],
+    model: type[T],
+    handler: BatchHandler[T],
+    deadletter_topic: str,
+    metrics: PipelineMetrics,
+    stop: asyncio.Event,
+    max_records: int = 500,
+) -> None:
+    """Consume ``topics`` until ``stop`` is set, at least once (see module docstring).
+
+    The consumer and producer must be started; they are not stopped here.
+
+    Raises:
+        BrokerError: producing failed; the batch was not committed and will be
+            replayed by whoever owns the partitions next.
+    """
+    loop = _Loop(
+        consumer,
+        producer,
+        service=service,
+        model=model,
+        handler=handler,
+        deadletter_topic=deadletter_topic,
+        metrics=metrics,
+    )
+    await loop.run(topics, stop, max_records)
