@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # which re-runs the install so the link tree follows.
 PACKAGE_DIRS := services $(wildcard services/*/) shared
 
-.PHONY: demo test test-fast lint typecheck schemas eval bench check clean
+.PHONY: install demo test test-fast lint typecheck schemas eval check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,9 +40,6 @@ schemas: $(VENV)/.installed
 
 eval: $(VENV)/.installed
 	$(BIN)/dohawatch eval $(or $(FILE),tests/data/dev-corpus.jsonl)
-
-bench: $(VENV)/.installed
-	$(BIN)/python -m tests.bench $(ARGS)
 
 check: lint typecheck test
 
