@@ -116,12 +116,12 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
-def _broker(settings: Settings) -> int:
+def _broker(port: int) -> int:
     from .shared.broker import EmbeddedBroker
     from .shared.runtime import install_signal_handlers
 
     async def go() -> None:
-        broker = EmbeddedBroker(port=args_port)
+        broker = EmbeddedBroker(port=port)
         await broker.start()
         print(f"embedded broker on {broker.bootstrap} (in memory; Ctrl-C stops it)", flush=True)
         stop = asyncio.Event()
@@ -131,12 +131,8 @@ def _broker(settings: Settings) -> int:
         finally:
             await broker.stop()
 
-    args_port = _broker_port
     asyncio.run(go())
     return 0
-
-
-_broker_port: int | None = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -200,7 +196,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dohawatch`` console script."""
-    global _broker_port
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -222,8 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args)
         if args.command == "schemas":
             return _schemas(args)
-        _broker_port = args.port
-        return _broker(settings)
+        return _broker(args.port)
     except DohawatchError as exc:
         print(f"dohawatch: {exc}", file=sys.stderr)
         return 2
