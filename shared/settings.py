@@ -74,10 +74,6 @@ class Settings(BaseSettings):
     fetch_timeout_seconds: float = Field(20.0, gt=0)
     fetch_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     fetch_contact_url: str = "https://github.com/dohawatch/dohawatch"
-    fetch_allow_loopback: bool = Field(False, description="Allow feeds on 127.0.0.0/8 and ::1.")
-
-    # Notifier
-    story_window_hours: float = Field(12.0, gt=0)
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

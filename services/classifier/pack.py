@@ -107,7 +107,6 @@ class TopicPack(_Spec):
     events: dict[str, EventSpec]
     entities: dict[str, EntitySpec] = {}
     figures: dict[str, FigureSpec] = {}
-    story_window_hours: float = Field(12.0, gt=0)
 
     @model_validator(mode="after")
     def _groups_exist(self) -> TopicPack:

@@ -32,7 +32,6 @@ __all__ = ["DemoSummary", "run_demo"]
 DEMO_OVERRIDES = {
     "fetch_interval_seconds": 1.0,
     "fetch_min_interval_seconds": 0.5,
-    "fetch_allow_loopback": True,
     "kafka_rebalance_timeout_ms": 1000,
     "fetcher_http_port": 0,
     "classifier_http_port": 0,

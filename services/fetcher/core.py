@@ -41,7 +41,6 @@ class FeedState:
     failures: int = 0
     last_success: datetime | None = None
     next_poll: datetime | None = None
-    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,6 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
         state_dir=tmp_path / "state",
         fetch_interval_seconds=0.5,
         fetch_min_interval_seconds=0.2,
-        fetch_allow_loopback=True,
         fetcher_http_port=0,
         classifier_http_port=0,
         notifier_http_port=0,
