@@ -7,19 +7,20 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from dohawatch.shared.broker import broker_settings, kafka_bootstrap
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.runtime import ServiceContext, service_context
-from dohawatch.shared.settings import FileConfig, Settings
+from dohawatch.shared.settings import AlertConfig, FileConfig, RouteConfig, Settings
 
 from .classifier.engine import Classifier
 from .classifier.pack import load_pack
 from .classifier.service import run_classifier
 from .fetcher.service import run_fetcher
+from .notifier.config import route_configs
 from .notifier.service import run_notifier
-from .notifier.sinks import ConsoleSink, Sink
 from .notifier.stories import AlertRules
 
 __all__ = ["SERVICES", "Pipeline", "alert_rules", "run_pipeline_services"]
@@ -28,11 +29,22 @@ SERVICES = ("fetcher", "classifier", "notifier")
 log = logging.getLogger("dohawatch")
 
 
-def alert_rules(classifier: Classifier) -> AlertRules:
-    """The topic pack's default alert rules."""
+def alert_rules(classifier: Classifier, overrides: AlertConfig | None = None) -> AlertRules:
+    """The topic pack's alert rules with the configuration file's overrides."""
+    overrides = overrides or AlertConfig()
+    severities = {name: spec.severity for name, spec in classifier.pack.events.items()}
+    for name, severity in overrides.severities.items():
+        if severity == "off":
+            severities.pop(name, None)
+        else:
+            severities[name] = severity
     return AlertRules(
-        {name: spec.severity for name, spec in classifier.pack.events.items()},
-        classifier.pack.relevance.threshold,
+        severities,
+        overrides.min_relevance
+        if overrides.min_relevance is not None
+        else classifier.pack.relevance.threshold,
+        timedelta(hours=overrides.story_window_hours),
+        overrides.escalate_at_outlets,
     )
 
 
@@ -43,7 +55,7 @@ class Pipeline:
     settings: Settings
     config: FileConfig
     services: Sequence[str] = SERVICES
-    sinks: Sequence[Sink] = field(default_factory=lambda: [ConsoleSink()])
+    routes: Sequence[RouteConfig] | None = None  # None: from the settings and the file
     started: asyncio.Event = field(default_factory=asyncio.Event)
     contexts: dict[str, ServiceContext] = field(default_factory=dict)
     bootstrap: str | None = None
@@ -73,7 +85,10 @@ async def _run_one(
         elif name == "classifier":
             await run_classifier(ctx, classifier)
         else:
-            await run_notifier(ctx, alert_rules(classifier), pipeline.sinks)
+            routes = pipeline.routes
+            if routes is None:
+                routes = route_configs(pipeline.settings, pipeline.config)
+            await run_notifier(ctx, alert_rules(classifier, pipeline.config.alerts), routes)
 
 
 async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None:

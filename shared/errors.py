@@ -66,6 +66,22 @@ class FeedError(DohawatchError):
 
 
 class SinkError(DohawatchError):
-    """A sink (Slack, SMTP, webhook) refused or failed a delivery."""
+    """A sink (Slack, SMTP, webhook) refused or failed a delivery.
 
-    retriable = True
+    Attributes:
+        outcome: the bounded label used in metrics (``429``, ``5xx``, ``timeout``...).
+        retry_after: seconds the server asked us to wait, if it said.
+    """
+
+    def __init__(
+        self,
+        outcome: str,
+        detail: str,
+        *,
+        retriable: bool = True,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{outcome}: {detail}")
+        self.outcome = outcome
+        self.retriable = retriable
+        self.retry_after = retry_after

@@ -99,9 +99,13 @@ def story_key(scope: str, kind: str, day: date) -> str:
     return _digest("st", _STORY_SCHEME, [scope, kind, day.isoformat()])
 
 
-def alert_id(story: str) -> str:
-    """Return the id of the alert raised for story ``story`` (shared by its revisions)."""
-    return _digest("al", _ALERT_SCHEME, [story])
+def alert_id(story: str, generation: int = 1) -> str:
+    """Return the id of the alert raised for story ``story`` (shared by its revisions).
+
+    ``generation`` counts the times the story restarted after its window closed
+    (a quiet gap); the first keeps the plain id.
+    """
+    return _digest("al", _ALERT_SCHEME, [story] if generation == 1 else [story, generation])
 
 
 def content_hash(data: bytes) -> str:

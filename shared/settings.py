@@ -8,16 +8,28 @@ environment, never from the YAML file.
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+from .events import Severity
 
-__all__ = ["FeedConfig", "FileConfig", "Settings", "load_file_config", "load_settings"]
+__all__ = [
+    "AlertConfig",
+    "FeedConfig",
+    "FileConfig",
+    "QuietHours",
+    "RouteConfig",
+    "Settings",
+    "load_file_config",
+    "load_settings",
+]
 
 ENV_PREFIX = "DOHAWATCH_"
 
@@ -75,10 +87,50 @@ class Settings(BaseSettings):
     fetch_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     fetch_contact_url: str = "https://github.com/dohawatch/dohawatch"
 
+    # Notifier: the default routes, built from these alone (a container user's setup).
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="Incoming webhook; set, it adds the route `slack`."
+    )
+    slack_bot_token: SecretStr | None = Field(
+        None, description="Bot token (xoxb-); with slack_channel it adds the route `slack-bot`."
+    )
+    slack_channel: str | None = Field(None, description="Channel id for the bot-token route.")
+    slack_api_url: str = Field(
+        "https://slack.com/api", pattern=r"^https?://", description="Slack Web API base URL."
+    )
+    slack_thread_mode: Literal["thread", "update"] = Field(
+        "thread", description="Bot mode: later revisions reply in a thread or edit the message."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server; with smtp_to it adds `email`.")
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "dohawatch <dohawatch@localhost>"
+    smtp_to: str | None = Field(None, description="Comma-separated recipients.")
+    smtp_starttls: bool = Field(True, description="Upgrade with STARTTLS (port 587).")
+    smtp_tls: bool = Field(False, description="Implicit TLS from the first byte (port 465).")
+    smtp_timeout_seconds: float = Field(30.0, gt=0)
+    webhook_url: SecretStr | None = Field(
+        None, description="Generic HTTPS webhook; set, it adds the route `webhook`."
+    )
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for webhooks.")
+    notify_min_severity: Severity = Field(
+        Severity.INFO, description="Lowest severity the default routes deliver."
+    )
+    delivery_max_attempts: int = Field(8, ge=1, le=100)
+    delivery_backoff_seconds: float = Field(2.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(300.0, gt=0)
+    delivery_timeout_seconds: float = Field(15.0, gt=0)
+
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
+
+    @property
+    def smtp_recipients(self) -> tuple[str, ...]:
+        """``smtp_to`` split on commas."""
+        return tuple(a.strip() for a in (self.smtp_to or "").split(",") if a.strip())
 
     @property
     def embedded_broker(self) -> bool:
@@ -114,12 +166,95 @@ class FeedConfig(BaseModel):
     tags: tuple[str, ...] = ()
 
 
+class QuietHours(BaseModel):
+    """A daily window in which a route holds all but urgent alerts until it ends."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: time = Field(description="Local time the window opens, e.g. 22:00.")
+    end: time = Field(description="Local time it closes; before `start` means the next day.")
+    timezone: str = Field("UTC", description="IANA zone name, e.g. Asia/Qatar.")
+    breakthrough: Severity = Field(
+        Severity.HIGH, description="Alerts this severe or more are delivered at once anyway."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class RouteConfig(BaseModel):
+    """A sink plus a filter: which alert revisions go where, and when.
+
+    Secrets (webhook URLs, tokens, the SMTP password) never appear here: a route
+    names the environment variable holding its own (``url_env``, ``secret_env``),
+    or uses the ``DOHAWATCH_SLACK_*`` / ``DOHAWATCH_SMTP_*`` settings.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Also the metrics label.")
+    sink: Literal["slack", "slack-bot", "email", "webhook", "console"]
+    event_types: tuple[str, ...] = Field((), description="Only these types; empty means all.")
+    min_severity: Severity = Severity.INFO
+    keywords: tuple[str, ...] = Field(
+        (), description="Any of these (case-insensitive) in a headline or summary; empty: all."
+    )
+    feed_tags: tuple[str, ...] = Field((), description="Any source's feed has one of these.")
+    digest_minutes: int = Field(0, ge=0, le=24 * 60, description="0 delivers each at once.")
+    quiet_hours: QuietHours | None = None
+    outlet_thresholds: tuple[int, ...] = Field(
+        (3, 10), description="A revision is news to readers when its outlet count crosses one."
+    )
+    min_interval_seconds: float | None = Field(
+        None, ge=0, description="Rate limit; default 1 s for Slack (its limit), else 0."
+    )
+    channel: str | None = Field(None, description="slack-bot: channel id.")
+    to: tuple[str, ...] = Field((), description="email: recipients instead of smtp_to.")
+    url: str | None = Field(None, pattern=r"^https?://", description="webhook: a URL, no secret.")
+    url_env: str | None = Field(None, description="slack, webhook: variable holding the URL.")
+    secret_env: str | None = Field(None, description="webhook: variable holding the HMAC key.")
+
+
+class AlertConfig(BaseModel):
+    """Overrides of the topic pack's alert rules."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    severities: dict[str, Severity | Literal["off"]] = Field(
+        {}, description="Event type → severity, or `off` to stop it alerting."
+    )
+    min_relevance: float | None = Field(None, ge=0, le=1)
+    story_window_hours: float = Field(
+        12.0, gt=0, description="A story ends when no source adds to it for this long."
+    )
+    escalate_at_outlets: int = Field(
+        0, ge=0, description="Raise severity one step at this many outlets; 0 never."
+    )
+
+
 class FileConfig(BaseModel):
     """The YAML configuration file."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     feeds: tuple[FeedConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    alerts: AlertConfig = AlertConfig()
+
+    @field_validator("routes")
+    @classmethod
+    def _unique_route_names(cls, routes: tuple[RouteConfig, ...]) -> tuple[RouteConfig, ...]:
+        names = [r.name for r in routes]
+        if duplicates := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"route names must be unique: {', '.join(duplicates)}")
+        return routes
+
     topic_pack: str = Field(
         "doha-talks", description="A bundled pack's name or the path of a pack file."
     )

@@ -11,14 +11,14 @@ import contextlib
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer
 from dohawatch.app import Pipeline, run_pipeline_services
-from dohawatch.notifier.sinks import Sink, format_alert
+from dohawatch.notifier.ledger import DeliveryLedger
+from dohawatch.notifier.sinks import format_alert
 from dohawatch.shared.codec import decode
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import Topics
@@ -49,6 +49,7 @@ class DemoSummary:
     events: Counter[str] = field(default_factory=Counter)
     alerts: dict[str, Alert] = field(default_factory=dict)  # latest revision per alert_id
     revisions: int = 0
+    deliveries: dict[tuple[str, str], int] = field(default_factory=dict)  # (route, status) → n
 
     def lines(self) -> list[str]:
         """The closing summary."""
@@ -64,6 +65,11 @@ class DemoSummary:
             f"alerts:            {len(self.alerts)} ({self.revisions} revisions)",
             "alerts by severity: "
             + (", ".join(f"{k} {v}" for k, v in sorted(severities.items())) or "none"),
+            "deliveries:        "
+            + (
+                ", ".join(f"{r} {s} {n}" for (r, s), n in sorted(self.deliveries.items()))
+                or "none (set DOHAWATCH_SLACK_WEBHOOK_URL or DOHAWATCH_SMTP_* to add routes)"
+            ),
         ]
         return out
 
@@ -107,13 +113,20 @@ async def _tap(
         await consumer.stop()
 
 
+def _deliveries(path: Path) -> dict[tuple[str, str], int]:
+    ledger = DeliveryLedger(path)
+    try:
+        return ledger.counts()
+    finally:
+        ledger.close()
+
+
 async def run_demo(
     settings: Settings,
     out: TextIO,
     *,
     follow: bool = False,
     step: float = 0.6,
-    sinks: Sequence[Sink] = (),
     max_seconds: float = 55.0,
 ) -> DemoSummary:
     """Run the demo and return what it saw; prints alerts and the summary to ``out``.
@@ -131,7 +144,8 @@ async def run_demo(
             FeedConfig(url=server.url(slug), name=o["name"], tags=("demo",))
             for slug, o in outlets.items()
         )
-        pipeline = Pipeline(demo_settings, FileConfig(feeds=feeds), sinks=list(sinks))
+        pipeline = Pipeline(demo_settings, FileConfig(feeds=feeds))
+        ledger_path = Path(state_dir) / "notifier.sqlite3"
         stop = asyncio.Event()
         print(
             f"dohawatch demo: {len(items)} items from {len(outlets)} feeds on "
@@ -165,6 +179,9 @@ async def run_demo(
                 await asyncio.sleep(0.25)
                 quiet = time.monotonic() - activity[0] > 3.0
                 caught_up = summary.fetched == len(items) == summary.classified
+                if caught_up and quiet and ledger_path.exists():
+                    summary.deliveries = _deliveries(ledger_path)
+                    quiet = not any(s == "pending" for _, s in summary.deliveries)
                 if not follow and (
                     (server.all_revealed() and caught_up and quiet)
                     or time.monotonic() - started > max_seconds
@@ -177,5 +194,7 @@ async def run_demo(
                 await tap
             await services
             server.stop()
+        if ledger_path.exists():
+            summary.deliveries = _deliveries(ledger_path)
     print("\n".join(summary.lines()), file=out)
     return summary

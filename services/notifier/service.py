@@ -2,7 +2,8 @@
 
     poll news.classified → decode ClassifiedItem → fold into its story (pure)
     → produce alert revisions to alerts → await acks → store stories
-    → hand the revisions to the sinks → commit
+    → queue each revision in the delivery ledger for the routes that want it
+    → commit;  meanwhile one worker per route delivers from the ledger
 
 The classified topic is keyed by ``story_key``, so one replica owns a story at a
 time and replicas never race on it.
@@ -10,21 +11,25 @@ time and replicas never race on it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import httpx
 from dohawatch.shared.codec import Outgoing, encode
-from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
-from dohawatch.shared.metrics import PipelineMetrics
+from dohawatch.shared.metrics import PipelineMetrics, package_version
 from dohawatch.shared.pipeline import run_pipeline
 from dohawatch.shared.runtime import ServiceContext
+from dohawatch.shared.settings import RouteConfig
 from prometheus_client import CollectorRegistry, Counter
 
-from .sinks import Sink
+from .config import Route, make_sink
+from .delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
+from .ledger import DeliveryLedger
 from .store import StoryStore
 from .stories import AlertRules, Story, decide
 
@@ -35,32 +40,26 @@ GROUP_ID = "dohawatch-notifier"
 
 
 class AlertHandler:
-    """Plugs story decisions, the story store and the sinks into the loop."""
+    """Plugs story decisions, the story store and the dispatcher into the loop."""
 
     def __init__(
         self,
         rules: AlertRules,
         store: StoryStore,
-        sinks: Sequence[Sink],
+        dispatcher: Dispatcher,
         topic: str,
         registry: CollectorRegistry,
     ) -> None:
         self.rules = rules
         self.store = store
-        self.sinks = sinks
+        self.dispatcher = dispatcher
         self.topic = topic
         self._dirty: dict[str, Story] = {}
-        self._alerts: list[Alert] = []
+        self._alerts: list[tuple[Alert, datetime]] = []
         self.alerts = Counter(
             "dohawatch_alerts_total",
             "Alert revisions produced.",
             ["event_type", "severity"],
-            registry=registry,
-        )
-        self.deliveries = Counter(
-            "dohawatch_deliveries_total",
-            "Deliveries by sink and outcome.",
-            ["sink", "outcome"],
             registry=registry,
         )
 
@@ -75,14 +74,15 @@ class AlertHandler:
                 continue
             assert story is not None
             self._dirty[key] = story
-            self._alerts.append(alert)
+            self._alerts.append((alert, classified.item.fetched_at))
             out.append(encode(alert, self.topic))
         return out
 
     async def acknowledged(self) -> None:
-        self.store.put_many(list(self._dirty.values()))
+        stories = self._dirty
+        self.store.put_many(list(stories.values()))
         alerts, self._alerts, self._dirty = self._alerts, [], {}
-        for alert in alerts:
+        for alert, fetched_at in alerts:
             self.alerts.labels(alert.event_type, alert.severity.value).inc()
             log_event(
                 log,
@@ -94,43 +94,74 @@ class AlertHandler:
                 event_type=alert.event_type,
                 severity=alert.severity.value,
             )
-            for sink in self.sinks:
-                try:
-                    await sink.deliver(alert)
-                except SinkError as exc:
-                    self.deliveries.labels(sink.name, "error").inc()
-                    log_event(
-                        log,
-                        "delivered",
-                        level=logging.WARNING,
-                        status="error",
-                        sink=sink.name,
-                        alert_id=alert.alert_id,
-                        error=str(exc),
-                    )
-                else:
-                    self.deliveries.labels(sink.name, "ok").inc()
+            tags = stories[alert.story_key].feed_tags if alert.story_key in stories else frozenset()
+            self.dispatcher.offer(alert, tags, fetched_at)
 
 
-async def run_notifier(ctx: ServiceContext, rules: AlertRules, sinks: Sequence[Sink]) -> None:
-    """Raise alerts until ``ctx.stop`` is set."""
-    store = StoryStore(ctx.settings.state_dir / "notifier.sqlite3")
-    consumer = make_consumer(ctx.settings, ctx.bootstrap, GROUP_ID)
-    await consumer.start()
-    ctx.readiness.set("kafka")
+def _stop_on_crash(stop: asyncio.Event) -> Callable[[asyncio.Task[None]], None]:
+    """A crashed delivery worker stops the service: at-least-once makes the restart safe."""
+
+    def done(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            stop.set()
+
+    return done
+
+
+async def run_notifier(
+    ctx: ServiceContext, rules: AlertRules, route_configs: Sequence[RouteConfig]
+) -> None:
+    """Raise alerts and deliver them until ``ctx.stop`` is set.
+
+    Raises:
+        ConfigError: a route lacks a setting its sink needs.
+    """
+    settings = ctx.settings
+    client = httpx.AsyncClient(
+        timeout=settings.delivery_timeout_seconds,
+        headers={"User-Agent": f"dohawatch/{package_version()} (+{settings.fetch_contact_url})"},
+        follow_redirects=False,
+    )
     try:
-        await run_pipeline(
-            consumer,
+        routes = [Route(cfg, make_sink(cfg, settings, client)) for cfg in route_configs]
+        path = settings.state_dir / "notifier.sqlite3"
+        store, ledger = StoryStore(path), DeliveryLedger(path)
+        dispatcher = Dispatcher(
+            routes,
+            ledger,
             ctx.producer,
-            service="notifier",
-            topics=[ctx.topics.classified],
-            model=ClassifiedItem,
-            handler=AlertHandler(rules, store, sinks, ctx.topics.alerts, ctx.registry),
-            deadletter_topic=ctx.topics.deadletter,
-            metrics=PipelineMetrics(ctx.registry),
-            stop=ctx.stop,
+            ctx.topics.deadletter,
+            DeliveryPolicy(
+                settings.delivery_max_attempts,
+                settings.delivery_backoff_seconds,
+                settings.delivery_backoff_max_seconds,
+            ),
+            DeliveryMetrics(ctx.registry),
         )
+        log_event(log, "routes", status="ok", routes=",".join(r.name for r in routes) or "none")
+        consumer = make_consumer(settings, ctx.bootstrap, GROUP_ID)
+        await consumer.start()
+        ctx.readiness.set("kafka")
+        delivering = asyncio.create_task(dispatcher.run(ctx.stop), name="delivery")
+        delivering.add_done_callback(_stop_on_crash(ctx.stop))
+        try:
+            await run_pipeline(
+                consumer,
+                ctx.producer,
+                service="notifier",
+                topics=[ctx.topics.classified],
+                model=ClassifiedItem,
+                handler=AlertHandler(rules, store, dispatcher, ctx.topics.alerts, ctx.registry),
+                deadletter_topic=ctx.topics.deadletter,
+                metrics=PipelineMetrics(ctx.registry),
+                stop=ctx.stop,
+            )
+        finally:
+            ctx.readiness.set("kafka", False)
+            ctx.stop.set()
+            await consumer.stop()
+            await delivering
+            store.close()
+            ledger.close()
     finally:
-        ctx.readiness.set("kafka", False)
-        await consumer.stop()
-        store.close()
+        await client.aclose()

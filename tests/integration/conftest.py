@@ -1,16 +1,21 @@
-"""Real loopback parts for integration tests: the embedded broker and the feed server."""
+"""Real loopback parts for integration tests: the embedded broker, the feed server,
+Slack and an SMTP mailbox."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from dohawatch.app import Pipeline, run_pipeline_services
 from dohawatch.demo.feeds import ReplayServer, load_replay
 from dohawatch.shared.broker import EmbeddedBroker
-from dohawatch.shared.settings import Settings, load_settings
+from dohawatch.shared.settings import FeedConfig, FileConfig, RouteConfig, Settings, load_settings
+
+from .servers import Mailbox, SlackServer
 
 
 @pytest.fixture
@@ -68,3 +73,49 @@ async def read_topic(bootstrap: str, topic: str, want: int, seconds: float = 30.
     finally:
         await consumer.stop()
     return records
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    """A loopback Slack that answers 200 unless a test scripts otherwise."""
+    server = SlackServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on loopback collecting mails."""
+    box = Mailbox()
+    box.start()
+    yield box
+    box.stop()
+
+
+async def until(condition: Callable[[], bool], seconds: float = 20.0) -> None:
+    """Wait for ``condition``, checking every 50 ms; fail after ``seconds``."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {seconds} s")
+        await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    feeds: Sequence[FeedConfig] = (),
+    services: Sequence[str] = ("fetcher", "classifier", "notifier"),
+    routes: Sequence[RouteConfig] | None = (),
+) -> AsyncIterator[Pipeline]:
+    """Run ``services`` as ``dohawatch run`` would; ``routes=None`` takes them from settings."""
+    pipeline = Pipeline(settings, FileConfig(feeds=tuple(feeds)), services=services, routes=routes)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_pipeline_services(pipeline, stop))
+    await asyncio.wait_for(pipeline.started.wait(), 10)
+    try:
+        yield pipeline
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

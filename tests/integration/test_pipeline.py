@@ -3,41 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from dohawatch.app import Pipeline, run_pipeline_services
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.codec import decode, encode, header
 from dohawatch.shared.events import Alert, ClassifiedItem, NewsItem, Severity
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.settings import FeedConfig, FileConfig, Settings
+from dohawatch.shared.settings import FeedConfig, Settings
 
-from .conftest import read_topic
+from .conftest import read_topic, running
 
 pytestmark = pytest.mark.integration
 TOPICS = Topics.with_prefix("dohawatch.")
-
-
-@contextlib.asynccontextmanager
-async def running(
-    settings: Settings,
-    feeds: Sequence[FeedConfig] = (),
-    services: Sequence[str] = ("fetcher", "classifier", "notifier"),
-) -> AsyncIterator[Pipeline]:
-    pipeline = Pipeline(settings, FileConfig(feeds=tuple(feeds)), services=services, sinks=[])
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_pipeline_services(pipeline, stop))
-    await asyncio.wait_for(pipeline.started.wait(), 10)
-    try:
-        yield pipeline
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 def replay_feeds(server: ReplayServer) -> list[FeedConfig]:

@@ -1,0 +1,134 @@
+"""Routes from settings: the default ones the environment implies, then the
+configuration file's, each with the sink it names."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import httpx
+from dohawatch.shared.errors import ConfigError
+from dohawatch.shared.settings import FileConfig, RouteConfig, Settings
+from pydantic import SecretStr
+
+from .sinks import ConsoleSink, EmailSink, Sink, SlackBotSink, SlackWebhookSink, WebhookSink
+
+__all__ = ["Route", "default_routes", "make_sink", "route_configs"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route's configuration and its sink, ready to deliver."""
+
+    config: RouteConfig
+    sink: Sink
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def min_interval(self) -> float:
+        """Seconds between two sends; Slack allows about one message per second per
+        channel (https://api.slack.com/apis/rate-limits)."""
+        if self.config.min_interval_seconds is not None:
+            return self.config.min_interval_seconds
+        return 1.0 if self.sink.kind.startswith("slack") else 0.0
+
+
+def default_routes(settings: Settings) -> list[RouteConfig]:
+    """The routes a container user gets from ``DOHAWATCH_SLACK_*``, ``DOHAWATCH_SMTP_*``
+    and ``DOHAWATCH_WEBHOOK_*`` alone."""
+    floor = settings.notify_min_severity
+    routes = []
+    if settings.slack_webhook_url:
+        routes.append(RouteConfig(name="slack", sink="slack", min_severity=floor))
+    if settings.slack_bot_token and settings.slack_channel:
+        routes.append(
+            RouteConfig(
+                name="slack-bot",
+                sink="slack-bot",
+                min_severity=floor,
+                channel=settings.slack_channel,
+            )
+        )
+    if settings.smtp_host and settings.smtp_recipients:
+        routes.append(RouteConfig(name="email", sink="email", min_severity=floor))
+    if settings.webhook_url:
+        routes.append(RouteConfig(name="webhook", sink="webhook", min_severity=floor))
+    return routes
+
+
+def route_configs(settings: Settings, config: FileConfig) -> list[RouteConfig]:
+    """Default routes, then the file's; a file route replaces a default of the same name."""
+    mine = {r.name for r in config.routes}
+    return [r for r in default_routes(settings) if r.name not in mine] + list(config.routes)
+
+
+def _reveal(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def _secret(route: RouteConfig, variable: str | None, fallback: str | None, what: str) -> str:
+    if variable:
+        value = os.environ.get(variable)
+        if not value:
+            raise ConfigError(f"routes.{route.name}: {what} variable {variable} is not set")
+        return value
+    if not fallback:
+        raise ConfigError(f"routes.{route.name}: no {what}; set {route.sink}'s variable")
+    return fallback
+
+
+def make_sink(
+    route: RouteConfig,
+    settings: Settings,
+    client: httpx.AsyncClient,
+) -> Sink:
+    """The sink ``route`` names, with its connection details.
+
+    Raises:
+        ConfigError: a setting the sink needs is missing; the message names it.
+    """
+    if route.sink == "console":
+        return ConsoleSink()
+    if route.sink == "slack":
+        url = _secret(route, route.url_env, _reveal(settings.slack_webhook_url), "webhook URL")
+        return SlackWebhookSink(client, url)
+    if route.sink == "slack-bot":
+        token = _reveal(settings.slack_bot_token)
+        channel = route.channel or settings.slack_channel
+        if not channel:
+            raise ConfigError(f"routes.{route.name}: channel is required for slack-bot")
+        return SlackBotSink(
+            client,
+            settings.slack_api_url,
+            _secret(route, None, token, "bot token (DOHAWATCH_SLACK_BOT_TOKEN)"),
+            channel,
+            settings.slack_thread_mode,
+        )
+    if route.sink == "webhook":
+        url = route.url or _secret(route, route.url_env, _reveal(settings.webhook_url), "URL")
+        key = _reveal(settings.webhook_secret)
+        if route.secret_env or key:
+            key = _secret(route, route.secret_env, key, "HMAC secret")
+        return WebhookSink(client, route.name, url, key.encode() if key else None)
+    recipients: Sequence[str] = route.to or settings.smtp_recipients
+    if not settings.smtp_host or not recipients:
+        raise ConfigError(
+            f"routes.{route.name}: email needs DOHAWATCH_SMTP_HOST and recipients "
+            "(the route's `to` or DOHAWATCH_SMTP_TO)"
+        )
+    return EmailSink(
+        route.name,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        recipients=recipients,
+        username=settings.smtp_username,
+        password=_reveal(settings.smtp_password),
+        starttls=settings.smtp_starttls,
+        tls=settings.smtp_tls,
+        timeout=settings.smtp_timeout_seconds,
+    )

@@ -1,0 +1,294 @@
+"""Delivery: one worker per route draining its queue in the ledger.
+
+    offer (after the alerts topic acknowledged) → route filter → notify_reason
+    → ledger row ``pending`` (due now, after quiet hours, or at the digest boundary)
+    → the route's worker: rate limit → sink → ``done``
+      ↳ SinkError: retry with backoff and jitter (``Retry-After`` honoured)
+        → after the last attempt, or at once if retrying cannot help:
+          ``dead`` and a copy of the alert on the dead-letter topic
+
+A route delivers its revisions in order; a later revision of the same alert
+waiting behind one that has not gone out yet replaces it, so a Slack outage ends
+with one message saying where the story stands, not a burst of stale ones. A
+route that is down holds only its own queue: the alerts topic and the other
+routes go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+from dohawatch.shared.codec import Outgoing, encode
+from dohawatch.shared.errors import BrokerError, SinkError
+from dohawatch.shared.events import Alert
+from dohawatch.shared.logs import log_event
+from dohawatch.shared.pipeline import produce_and_wait
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from .config import Route
+from .ledger import DeliveryLedger, Pending
+from .routes import due_at, matches, notify_reason, retry_delay
+
+__all__ = ["DeliveryMetrics", "DeliveryPolicy", "Dispatcher"]
+
+log = logging.getLogger("dohawatch.notifier")
+
+# Seconds, from a fast webhook to an alert held by quiet hours or a digest.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400)
+
+
+class DeliveryMetrics:
+    """Deliveries, retries, queue depth and latency per route."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deliveries = Counter(
+            "dohawatch_deliveries_total",
+            "Delivery attempts by route, sink and outcome (ok, or the failure's kind).",
+            ["route", "sink", "outcome"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "dohawatch_delivery_retries_total",
+            "Failed deliveries scheduled for another attempt.",
+            ["route", "sink"],
+            registry=registry,
+        )
+        self.dead = Counter(
+            "dohawatch_delivery_deadletters_total",
+            "Revisions given up on and sent to the dead-letter topic.",
+            ["route", "sink"],
+            registry=registry,
+        )
+        self.queue = Gauge(
+            "dohawatch_delivery_queue_depth",
+            "Revisions waiting for a route (held, retrying or due).",
+            ["route"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "dohawatch_delivery_latency_seconds",
+            "Time from a revision's queueing to its delivery.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.pipeline = Histogram(
+            "dohawatch_pipeline_latency_seconds",
+            "Time from the fetch of the item that made a revision to its delivery; "
+            "route=kafka is the alerts topic.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How hard to try."""
+
+    max_attempts: int = 8
+    backoff_seconds: float = 2.0
+    backoff_max_seconds: float = 300.0
+
+
+class Dispatcher:
+    """Queues revisions for the routes that want them and runs a worker per route."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        ledger: DeliveryLedger,
+        producer: AIOKafkaProducer,
+        deadletter_topic: str,
+        policy: DeliveryPolicy,
+        metrics: DeliveryMetrics,
+    ) -> None:
+        self.routes = list(routes)
+        self.ledger = ledger
+        self.producer = producer
+        self.deadletter_topic = deadletter_topic
+        self.policy = policy
+        self.metrics = metrics
+        self._wake = {r.name: asyncio.Event() for r in self.routes}
+
+    def offer(self, alert: Alert, feed_tags: frozenset[str], fetched_at: datetime) -> None:
+        """Queue ``alert`` for every route that should hear about it (call after the
+        alerts topic acknowledged it, before committing the input)."""
+        now = datetime.now(UTC)
+        self.metrics.pipeline.labels("kafka").observe(max(0.0, (now - fetched_at).total_seconds()))
+        for route in self.routes:
+            if not matches(route.config, alert, feed_tags):
+                continue
+            reason = notify_reason(
+                route.config, alert, self.ledger.last_notified(route.name, alert.alert_id)
+            )
+            if reason is None:
+                continue
+            queued = self.ledger.enqueue(
+                route.name,
+                alert,
+                reason,
+                fetched_at=fetched_at.timestamp(),
+                now=now.timestamp(),
+                due=due_at(route.config, alert, now).timestamp(),
+            )
+            if queued:
+                self._wake[route.name].set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every route's worker until ``stop``; an unexpected error in one stops all."""
+        workers = [
+            asyncio.create_task(self._work(route, stop), name=f"deliver-{route.name}")
+            for route in self.routes
+        ]
+        try:
+            await asyncio.gather(*workers, stop.wait())
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _pause(self, route: str, stop: asyncio.Event, seconds: float | None) -> None:
+        """Sleep until woken by a new revision, ``stop``, or ``seconds`` pass."""
+        wake = self._wake[route]
+        waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            wake.clear()
+
+    async def _work(self, route: Route, stop: asyncio.Event) -> None:
+        last_send = -route.min_interval
+        while not stop.is_set():
+            self.metrics.queue.labels(route.name).set(self.ledger.depth(route.name))
+            head = self.ledger.head(route.name)
+            now = time.time()
+            if head is None or head.due_at > now:
+                await self._pause(route.name, stop, None if head is None else head.due_at - now)
+                continue
+            batch = self._batch(route, head, now)
+            if not batch:
+                continue
+            gap = route.min_interval - (time.monotonic() - last_send)
+            if gap > 0:
+                await asyncio.sleep(gap)
+            last_send = time.monotonic()
+            await self._deliver(route, batch)
+        self.metrics.queue.labels(route.name).set(self.ledger.depth(route.name))
+
+    def _batch(self, route: Route, head: Pending, now: float) -> list[Pending]:
+        """What goes out next: the head, or for a digest everything due; stale
+        revisions with a newer one queued are closed as ``superseded``."""
+        if route.config.digest_minutes:
+            candidates = self.ledger.due(route.name, now)
+        else:
+            candidates = self.ledger.pending_for(route.name, head.alert.alert_id)
+        latest = {p.alert.alert_id: p for p in candidates}  # ordered by seq: the last wins
+        batch = list(latest.values())
+        stale = [p for p in candidates if p not in batch]
+        if stale:
+            self.ledger.finish(stale, "superseded", now)
+        # A revision that replaces the story's first, undelivered one is the first
+        # the route's readers see: present it as new.
+        fresh = {p.alert.alert_id for p in stale if p.reason == "new"}
+        return [replace(p, reason="new") if p.alert.alert_id in fresh else p for p in batch]
+
+    async def _deliver(self, route: Route, batch: list[Pending]) -> None:
+        sink = route.sink
+        head = batch[0]
+        try:
+            if route.config.digest_minutes:
+                digest_id = f"digest.{route.name}.{int(head.due_at)}.{head.seq}"
+                await sink.send_digest([p.alert for p in batch], digest_id)
+                thread = None
+            else:
+                thread = await sink.send(
+                    head.alert, head.reason, self.ledger.thread(route.name, head.alert.alert_id)
+                )
+        except SinkError as exc:
+            await self._failed(route, batch, exc)
+            return
+        now = time.time()
+        self.ledger.finish(batch, "done", now, thread=thread)
+        self.metrics.deliveries.labels(route.name, sink.kind, "ok").inc(len(batch))
+        for p in batch:
+            self.metrics.latency.labels(route.name).observe(max(0.0, now - p.enqueued_at))
+            self.metrics.pipeline.labels(route.name).observe(max(0.0, now - p.fetched_at))
+            log_event(
+                log,
+                "delivered",
+                status="ok",
+                route=route.name,
+                sink=sink.kind,
+                alert_id=p.alert.alert_id,
+                story_key=p.alert.story_key,
+                revision=p.alert.revision,
+                reason=p.reason,
+                attempts=p.attempts + 1,
+                latency_seconds=round(now - p.enqueued_at, 3),
+            )
+
+    async def _failed(self, route: Route, batch: list[Pending], exc: SinkError) -> None:
+        sink = route.sink
+        attempt = max(p.attempts for p in batch) + 1
+        self.metrics.deliveries.labels(route.name, sink.kind, exc.outcome).inc(len(batch))
+        now = time.time()
+        fields = {
+            "route": route.name,
+            "sink": sink.kind,
+            "alert_id": batch[0].alert.alert_id,
+            "revision": batch[0].alert.revision,
+            "attempts": attempt,
+            "error": str(exc),
+        }
+        if exc.retriable and attempt < self.policy.max_attempts:
+            delay = retry_delay(
+                attempt,
+                self.policy.backoff_seconds,
+                self.policy.backoff_max_seconds,
+                exc.retry_after,
+                random.uniform(0.5, 1.0),
+            )
+            self.ledger.retry_later(batch, now + delay, str(exc))
+            self.metrics.retries.labels(route.name, sink.kind).inc(len(batch))
+            log_event(
+                log,
+                "delivered",
+                level=logging.WARNING,
+                status="retry",
+                retry_in_seconds=round(delay, 2),
+                **fields,
+            )
+            return
+        self.ledger.finish(batch, "dead", now, error=str(exc))
+        self.metrics.dead.labels(route.name, sink.kind).inc(len(batch))
+        log_event(log, "delivered", level=logging.ERROR, status="dead", **fields)
+        await self._deadletter(route, batch, exc)
+
+    async def _deadletter(self, route: Route, batch: list[Pending], exc: SinkError) -> None:
+        """A copy of each given-up revision on the dead-letter topic, saying why."""
+        messages = []
+        for p in batch:
+            out = encode(p.alert, self.deadletter_topic)
+            headers = [
+                *out.headers,
+                ("dlq_reason", b"sink-failed"),
+                ("dlq_detail", str(exc)[:500].encode()),
+                ("dlq_service", b"notifier"),
+                ("dlq_route", route.name.encode()),
+            ]
+            messages.append(Outgoing(self.deadletter_topic, out.key, out.value, headers))
+        try:
+            await produce_and_wait(self.producer, messages)
+        except BrokerError as err:
+            # The ledger already says ``dead`` with the reason; only this copy is lost.
+            log_event(log, "deadlettered", level=logging.ERROR, status="error", error=str(err))

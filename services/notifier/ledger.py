@@ -1,0 +1,197 @@
+"""The delivery ledger: a durable queue per route and the record of what each
+route has been told, in SQLite.
+
+A revision is written ``pending`` once the alerts topic has acknowledged it and
+before the input offsets are committed; a worker marks it ``done`` after its
+sink accepted it. So a crash before the write replays the input and enqueues
+again (the unique key drops the duplicate), a crash after it finds the row
+pending at start-up and delivers it, and a revision marked done is never sent
+to the same route again. The one window left is a sink that accepted a request
+whose answer never arrived; receivers can recognise that resend by its id
+(``X-Dohawatch-Delivery``, the mail's ``Message-ID``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from dohawatch.shared.events import Alert
+
+from .routes import Notified
+from .stories import outlet_count
+
+__all__ = ["DeliveryLedger", "Pending"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    route TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    alert TEXT NOT NULL,
+    fetched_at REAL NOT NULL,
+    enqueued_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'pending',
+    last_error TEXT,
+    finished_at REAL,
+    UNIQUE (route, alert_id, revision)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (route, status, seq);
+CREATE TABLE IF NOT EXISTS notified (
+    route TEXT NOT NULL,
+    alert_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    severity_rank INTEGER NOT NULL,
+    outlets INTEGER NOT NULL,
+    thread TEXT,
+    PRIMARY KEY (route, alert_id)
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A revision waiting for its route's worker."""
+
+    seq: int
+    route: str
+    alert: Alert
+    reason: str
+    fetched_at: float  # when the item that made the revision was fetched (Unix time)
+    enqueued_at: float
+    due_at: float
+    attempts: int
+
+
+class DeliveryLedger:
+    """Deliveries keyed by (route, alert id, revision), in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._db.commit()
+
+    def last_notified(self, route: str, alert_id: str) -> Notified | None:
+        """What ``route`` was last queued about ``alert_id``."""
+        row = self._db.execute(
+            "SELECT revision, severity_rank, outlets FROM notified "
+            "WHERE route = ? AND alert_id = ?",
+            (route, alert_id),
+        ).fetchone()
+        return Notified(*row) if row else None
+
+    def enqueue(
+        self, route: str, alert: Alert, reason: str, *, fetched_at: float, now: float, due: float
+    ) -> bool:
+        """Queue one revision for ``route``; False if it was queued before."""
+        with self._db:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO deliveries (route, alert_id, revision, reason, alert, "
+                "fetched_at, enqueued_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    route,
+                    alert.alert_id,
+                    alert.revision,
+                    reason,
+                    alert.model_dump_json(),
+                    fetched_at,
+                    now,
+                    due,
+                ),
+            )
+            self._db.execute(
+                "INSERT INTO notified (route, alert_id, revision, severity_rank, outlets) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, alert_id) DO UPDATE SET "
+                "revision = excluded.revision, severity_rank = excluded.severity_rank, "
+                "outlets = excluded.outlets WHERE excluded.revision > notified.revision",
+                (route, alert.alert_id, alert.revision, alert.severity.rank, outlet_count(alert)),
+            )
+        return cursor.rowcount == 1
+
+    def _pending(self, where: str, args: tuple[object, ...], limit: int = -1) -> list[Pending]:
+        rows = self._db.execute(
+            "SELECT seq, route, alert, reason, fetched_at, enqueued_at, due_at, attempts "
+            f"FROM deliveries WHERE status = 'pending' AND {where} ORDER BY seq LIMIT {limit:d}",
+            args,
+        ).fetchall()
+        return [
+            Pending(seq, route, Alert.model_validate_json(alert), reason, fetched, enq, due, att)
+            for seq, route, alert, reason, fetched, enq, due, att in rows
+        ]
+
+    def head(self, route: str) -> Pending | None:
+        """The route's oldest pending revision (revisions go out in order)."""
+        rows = self._pending("route = ?", (route,), limit=1)
+        return rows[0] if rows else None
+
+    def due(self, route: str, now: float) -> list[Pending]:
+        """Every pending revision of ``route`` due by ``now`` (a digest's content)."""
+        return self._pending("route = ? AND due_at <= ?", (route, now))
+
+    def pending_for(self, route: str, alert_id: str) -> list[Pending]:
+        """Every pending revision of one alert on ``route``, oldest first."""
+        return self._pending("route = ? AND alert_id = ?", (route, alert_id))
+
+    def thread(self, route: str, alert_id: str) -> str | None:
+        """The reference of the story's first delivery on ``route``."""
+        row = self._db.execute(
+            "SELECT thread FROM notified WHERE route = ? AND alert_id = ?", (route, alert_id)
+        ).fetchone()
+        return row[0] if row else None
+
+    def finish(
+        self,
+        items: list[Pending],
+        status: str,
+        now: float,
+        *,
+        error: str | None = None,
+        thread: str | None = None,
+    ) -> None:
+        """Close ``items`` as ``done``, ``dead`` or ``superseded``; remember the thread."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE deliveries SET status = ?, finished_at = ?, last_error = ? WHERE seq = ?",
+                [(status, now, error, item.seq) for item in items],
+            )
+            if thread is not None:
+                for item in items:
+                    self._db.execute(
+                        "UPDATE notified SET thread = ? WHERE route = ? AND alert_id = ? "
+                        "AND thread IS NULL",
+                        (thread, item.route, item.alert.alert_id),
+                    )
+
+    def retry_later(self, items: list[Pending], due: float, error: str) -> None:
+        """Count a failed attempt on ``items`` and hold them until ``due``."""
+        with self._db:
+            self._db.executemany(
+                "UPDATE deliveries SET attempts = attempts + 1, due_at = ?, last_error = ? "
+                "WHERE seq = ?",
+                [(due, error, item.seq) for item in items],
+            )
+
+    def depth(self, route: str) -> int:
+        """How many revisions wait for ``route``."""
+        row = self._db.execute(
+            "SELECT count(*) FROM deliveries WHERE route = ? AND status = 'pending'", (route,)
+        ).fetchone()
+        return int(row[0])
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Deliveries by (route, status): what the demo summary and tests read."""
+        rows = self._db.execute(
+            "SELECT route, status, count(*) FROM deliveries GROUP BY route, status"
+        ).fetchall()
+        return {(route, status): n for route, status, n in rows}
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()

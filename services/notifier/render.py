@@ -1,0 +1,290 @@
+"""What each sink sends, built from an alert: pure functions, no I/O.
+
+Feed text is untrusted. In Slack it travels only in ``plain_text`` and
+``rich_text`` elements, which Slack shows literally (no mentions, links or
+formatting), and in the ``text`` fallback with ``& < >`` escaped as Slack's
+formatting reference asks. In email it is HTML-escaped in the HTML part and
+folded onto one line in headers; only http(s) links become anchors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import json
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+from dohawatch.shared.events import Alert
+
+from .stories import outlet_count
+
+__all__ = [
+    "delivery_key",
+    "email_digest",
+    "email_message",
+    "message_id",
+    "reason_text",
+    "sign",
+    "slack_digest",
+    "slack_escape",
+    "slack_message",
+    "verify",
+    "webhook_body",
+]
+
+MAX_SOURCES = 20  # Slack allows 50 blocks and a few thousand characters per list
+HEADER_LIMIT = 150  # characters in a Slack header block
+
+
+def label(event_type: str) -> str:
+    """``delegation_withdrawn`` → ``Delegation withdrawn``."""
+    return event_type.replace("_", " ").capitalize()
+
+
+def reason_text(reason: str) -> str:
+    """A reader's wording of why a revision was sent."""
+    if reason == "new":
+        return "New"
+    if reason == "severity":
+        return "Severity raised"
+    if reason.startswith("outlets>="):
+        return f"Now reported by {reason.removeprefix('outlets>=')}+ outlets"
+    return reason
+
+
+def delivery_key(alert: Alert) -> str:
+    """The id of one revision, for receivers that deduplicate."""
+    return f"{alert.alert_id}.r{alert.revision}"
+
+
+def _one_line(text: str, limit: int | None = None) -> str:
+    flat = " ".join(text.split())
+    if limit is not None and len(flat) > limit:
+        return flat[: limit - 1] + "…"
+    return flat
+
+
+def _is_web(url: str) -> bool:
+    return url.startswith(("https://", "http://"))
+
+
+def slack_escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn gives control meaning."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _summary_line(alert: Alert, reason: str) -> str:
+    outlets = outlet_count(alert)
+    return (
+        f"{alert.severity.value.upper()} · {label(alert.event_type)} · {reason_text(reason)} · "
+        f"{outlets} outlet{'s' if outlets != 1 else ''} · first seen "
+        f"{alert.first_seen:%d %b %H:%M} UTC · revision {alert.revision}"
+    )
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _source_item(outlet: str, title: str, url: str) -> dict[str, Any]:
+    words = _one_line(f"{outlet}: {title}", 300)
+    element = {"type": "link", "url": url, "text": words} if _is_web(url) else _text(words)
+    return {"type": "rich_text_section", "elements": [element]}
+
+
+def slack_message(alert: Alert, reason: str) -> dict[str, Any]:
+    """The Block Kit message for one revision (webhook body, or chat.postMessage fields)."""
+    sources = alert.sources[:MAX_SOURCES]
+    rich: list[dict[str, Any]] = []
+    if alert.summary:
+        rich.append({"type": "rich_text_section", "elements": [_text(_one_line(alert.summary))]})
+    if alert.evidence:
+        quote = " … ".join(_one_line(e.text) for e in alert.evidence)
+        rich.append({"type": "rich_text_quote", "elements": [_text(quote)]})
+    items = [_source_item(s.outlet, s.title, s.url) for s in sources]
+    if len(alert.sources) > len(sources):
+        more = len(alert.sources) - len(sources)
+        items.append({"type": "rich_text_section", "elements": [_text(f"and {more} more")]})
+    rich.append({"type": "rich_text_list", "style": "bullet", "elements": items})
+    fallback = f"[{alert.severity.value.upper()}] {label(alert.event_type)}: {alert.headline}"
+    return {
+        "text": slack_escape(_one_line(fallback, 300)),
+        "mrkdwn": False,
+        "unfurl_links": False,
+        "unfurl_media": False,
+        "blocks": [
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": _one_line(alert.headline, HEADER_LIMIT) or "(no headline)",
+                    "emoji": False,
+                },
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "plain_text", "text": _summary_line(alert, reason), "emoji": False}
+                ],
+            },
+            {"type": "rich_text", "elements": rich},
+        ],
+    }
+
+
+def slack_digest(alerts: Sequence[Alert]) -> dict[str, Any]:
+    """One Block Kit message listing several alerts, most severe first."""
+    ordered = sorted(alerts, key=lambda a: (-a.severity.rank, a.first_seen))
+    items = [
+        _source_item(
+            f"{a.severity.value.upper()} {label(a.event_type)} ({outlet_count(a)} outlets)",
+            a.headline,
+            a.sources[0].url,
+        )
+        for a in ordered[:MAX_SOURCES]
+    ]
+    if len(ordered) > MAX_SOURCES:
+        more = len(ordered) - MAX_SOURCES
+        items.append({"type": "rich_text_section", "elements": [_text(f"and {more} more")]})
+    title = f"dohawatch digest: {len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+    return {
+        "text": title,
+        "mrkdwn": False,
+        "unfurl_links": False,
+        "unfurl_media": False,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": False}},
+            {
+                "type": "rich_text",
+                "elements": [{"type": "rich_text_list", "style": "bullet", "elements": items}],
+            },
+        ],
+    }
+
+
+def message_id(alert: Alert, route: str, sender: str) -> str:
+    """The ``Message-ID`` of a revision's mail: deterministic, so a resend is recognisable."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "dohawatch.invalid"
+    return f"<{alert.alert_id}.r{alert.revision}.{route}@{domain}>"
+
+
+def _subject(alert: Alert) -> str:
+    # Stable across revisions (severity and counts change, the story does not),
+    # so mail clients that thread by subject agree with the References header.
+    return _one_line(f"[dohawatch] {label(alert.event_type)}: {alert.headline}", 200)
+
+
+def _html_link(url: str, text: str) -> str:
+    if not _is_web(url):
+        return html.escape(text)
+    return f'<a href="{html.escape(url, quote=True)}">{html.escape(text)}</a>'
+
+
+def _alert_html(alert: Alert, reason: str) -> str:
+    sources = "".join(
+        f"<li>{_html_link(s.url, f'{s.outlet}: {s.title}')}</li>" for s in alert.sources
+    )
+    quote = " … ".join(e.text for e in alert.evidence)
+    return (
+        f"<h2>{html.escape(alert.headline)}</h2>"
+        f"<p><strong>{html.escape(_summary_line(alert, reason))}</strong></p>"
+        f"<p>{html.escape(alert.summary)}</p>"
+        + (f"<blockquote>{html.escape(quote)}</blockquote>" if quote else "")
+        + f"<ul>{sources}</ul>"
+    )
+
+
+def _alert_text(alert: Alert, reason: str) -> str:
+    lines = [alert.headline, _summary_line(alert, reason), "", alert.summary]
+    if alert.evidence:
+        lines += ["", "Why: " + " … ".join(f'"{e.text}"' for e in alert.evidence)]
+    lines += ["", "Sources:"] + [f"- {s.outlet}: {s.title}\n  {s.url}" for s in alert.sources]
+    return "\n".join(lines) + "\n"
+
+
+def email_message(
+    alert: Alert,
+    reason: str,
+    *,
+    route: str,
+    sender: str,
+    recipients: Sequence[str],
+    thread_root: str | None,
+) -> EmailMessage:
+    """A multipart text + HTML mail for one revision.
+
+    Args:
+        alert: the revision.
+        reason: why it is sent (``notify_reason``).
+        route: the route's name, part of the ``Message-ID``.
+        sender: the ``From`` address.
+        recipients: the ``To`` addresses.
+        thread_root: ``Message-ID`` of the story's first mail on this route, so
+            later revisions thread under it (RFC 5322 section 3.6.4); None for
+            the first.
+    """
+    msg = EmailMessage()
+    msg["Subject"] = ("Re: " if thread_root else "") + _subject(alert)
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    msg["Date"] = format_datetime(alert.updated_at)
+    msg["Message-ID"] = message_id(alert, route, sender)
+    if thread_root:
+        msg["In-Reply-To"] = thread_root
+        msg["References"] = thread_root
+    msg["X-Dohawatch-Alert"] = delivery_key(alert)
+    msg["X-Dohawatch-Severity"] = alert.severity.value
+    if alert.severity.rank >= 3:
+        msg["Importance"] = "high"
+    msg.set_content(_alert_text(alert, reason))
+    msg.add_alternative(f"<html><body>{_alert_html(alert, reason)}</body></html>", subtype="html")
+    return msg
+
+
+def email_digest(
+    alerts: Sequence[Alert], *, sender: str, recipients: Sequence[str], digest_id: str
+) -> EmailMessage:
+    """One mail listing several alerts, most severe first."""
+    ordered = sorted(alerts, key=lambda a: (-a.severity.rank, a.first_seen))
+    msg = EmailMessage()
+    msg["Subject"] = f"[dohawatch] digest: {len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+    msg["From"] = sender
+    msg["To"] = ", ".join(recipients)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "dohawatch.invalid"
+    msg["Message-ID"] = f"<{digest_id}@{domain}>"
+    msg.set_content("\n\n".join(_alert_text(a, "new") for a in ordered))
+    body = "<hr>".join(_alert_html(a, "new") for a in ordered)
+    msg.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
+    return msg
+
+
+def webhook_body(route: str, reason: str, alerts: Sequence[Alert], *, digest: bool) -> bytes:
+    """The JSON body of a webhook delivery: the alert contract plus why it was sent."""
+    payload: dict[str, Any] = {"route": route}
+    if digest:
+        payload |= {
+            "type": "dohawatch.digest",
+            "alerts": [a.model_dump(mode="json") for a in alerts],
+        }
+    else:
+        payload |= {
+            "type": "dohawatch.alert",
+            "reason": reason,
+            "alert": alerts[0].model_dump(mode="json"),
+        }
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    """``v1=`` + hex HMAC-SHA256 of ``{timestamp}.{body}``; the timestamp stops replays."""
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"v1={mac.hexdigest()}"
+
+
+def verify(secret: bytes, timestamp: int, body: bytes, signature: str) -> bool:
+    """What a receiver checks: the signature matches, compared in constant time."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)

@@ -1,0 +1,132 @@
+"""Loopback servers that play the notifier's sinks: Slack (webhook and Web API)
+and an SMTP mailbox (aiosmtpd)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+@dataclass
+class Answer:
+    """How the server answers one request."""
+
+    status: int = 200
+    body: bytes = b"ok"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds to wait before answering
+    hold: threading.Event | None = None  # wait for this instead (bounded by 30 s)
+
+
+@dataclass
+class Request:
+    """One request the server received, and what it answered."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    received: float
+    status: int = 0
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class SlackServer:
+    """Plays Slack on 127.0.0.1: answers from ``script`` (one answer per request,
+    then ``default``); the Web API methods answer ``{"ok": true, "ts": ...}``."""
+
+    def __init__(self) -> None:
+        self.script: list[Answer] = []
+        self.default = Answer()
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                request = Request(self.path, dict(self.headers), body, time.monotonic())
+                with owner._lock:
+                    owner.requests.append(request)
+                    answer = owner.script.pop(0) if owner.script else owner.default
+                if answer.hold is not None:
+                    answer.hold.wait(30)
+                time.sleep(answer.delay)
+                payload = answer.body
+                if self.path.startswith("/api/") and answer.status == 200:
+                    ts = f"1753380000.{len(owner.requests):06d}"
+                    payload = json.dumps({"ok": True, "ts": ts}).encode()
+                request.status = answer.status
+                try:
+                    self.send_response(answer.status)
+                    for name, value in answer.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    request.status = -1  # the client had gone: nothing was accepted
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def accepted(self, path: str | None = None) -> list[Request]:
+        """Requests answered 200, in order (those Slack would have posted)."""
+        return [r for r in self.requests if r.status == 200 and (path is None or r.path == path)]
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _Collector:
+    def __init__(self, on_mail: Callable[[EmailMessage], None]) -> None:
+        self.on_mail = on_mail
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        self.on_mail(message)
+        return "250 Message accepted for delivery"
+
+
+class Mailbox:
+    """An SMTP server (aiosmtpd) on 127.0.0.1 keeping every mail it accepts."""
+
+    def __init__(self) -> None:
+        self.mails: list[EmailMessage] = []
+        with socket.socket() as probe:  # aiosmtpd needs a concrete port to check it is up
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._controller = Controller(
+            _Collector(self.mails.append), hostname="127.0.0.1", port=self.port
+        )
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
