@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # which re-runs the install so the link tree follows.
 PACKAGE_DIRS := services $(wildcard services/*/) shared
 
-.PHONY: install demo test test-fast lint typecheck schemas eval check clean
+.PHONY: install demo test test-fast lint typecheck schemas eval bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(VENV)/.installed
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy -p dohawatch
+
+# Benchmarks, never tests: they print figures and write .bench/*.json.
+bench: $(VENV)/.installed
+	$(BIN)/python -m tests.bench.classifier
 
 schemas: $(VENV)/.installed
 	$(BIN)/dohawatch schemas --write schemas/

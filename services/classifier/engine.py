@@ -12,7 +12,7 @@ from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import ahocorasick
 from dohawatch.shared import ids
@@ -34,8 +34,7 @@ def _fields(title: str, summary: str) -> tuple[tuple[FieldName, str], ...]:
     return (("title", title), ("summary", summary))
 
 
-@dataclass(frozen=True, slots=True)
-class _Hit:
+class _Hit(NamedTuple):  # a tuple: the engine makes dozens per item
     field: FieldName
     start: int
     end: int
@@ -43,12 +42,7 @@ class _Hit:
     text: str
 
     def span(self) -> EvidenceSpan:
-        return EvidenceSpan(
-            field=self.field,
-            start=self.start,
-            end=self.end,
-            text=self.text,
-        )
+        return EvidenceSpan(field=self.field, start=self.start, end=self.end, text=self.text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +56,23 @@ class Classification:
     relevance_evidence: tuple[EvidenceSpan, ...] = field(default=())
 
 
+_NOT_WORD = re.compile(r"[\W_]")
+_DIGIT = re.compile(r"\d")
+
+
 def _lower_same_length(text: str) -> str:
     lowered = text.lower()
     if len(lowered) == len(text):
         return lowered
     # A few characters lower-case to two (İ → i̇); keep offsets aligned with the original.
     return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+def _words(text: str) -> str:
+    """``text`` lower-cased, every character that is not a letter or digit made a
+    space, and padded with a space each side: an automaton key `` key `` then
+    matches whole words only, and offsets stay those of ``text`` plus one."""
+    return f" {_NOT_WORD.sub(' ', _lower_same_length(text))} "
 
 
 def _sentence_starts(text: str) -> list[int]:
@@ -91,8 +96,11 @@ class Classifier:
             for alias in entity.aliases:
                 for variant in expand(alias):
                     keys[variant.lower()].add(f"@{name}")
+        merged: dict[str, set[str]] = defaultdict(set)
         for key, groups in keys.items():
-            automaton.add_word(key, (len(key), frozenset(groups)))
+            merged[_words(key)] |= groups  # "al-Hayya" and "al Hayya" are one key
+        for key, groups in merged.items():
+            automaton.add_word(key, (len(key) - 2, frozenset(groups)))
         automaton.make_automaton()
         self._automaton = automaton
         self._figures = [
@@ -104,14 +112,12 @@ class Classifier:
         """Every group's hits, in text order, on word boundaries."""
         by_group: dict[str, list[_Hit]] = defaultdict(list)
         for name, text in _fields(title, summary):
-            lowered = _lower_same_length(text)
             starts = _sentence_starts(text) if name == "summary" else [0]
-            for end_index, (length, groups) in self._automaton.iter(lowered):
-                start, end = end_index - length + 1, end_index + 1
-                if (start > 0 and lowered[start - 1].isalnum()) or (
-                    end < len(lowered) and lowered[end].isalnum()
-                ):
-                    continue
+            # Keys carry their padding spaces, so a hit ends one past the word and
+            # the padding shifts offsets by one: they fall back on ``text``'s own.
+            for end_index, (length, groups) in self._automaton.iter(_words(text)):
+                start = end_index - length - 1
+                end = start + length
                 hit = _Hit(name, start, end, bisect_right(starts, start) - 1, text[start:end])
                 for group in groups:
                     by_group[group].append(hit)
@@ -178,7 +184,7 @@ class Classifier:
             if group.startswith("@")
         ]
         for field_name, text in _fields(title, summary):
-            if not any(c.isdigit() for c in text):
+            if not _DIGIT.search(text):
                 continue
             for name, pattern, unit in self._figures:
                 for m in pattern.finditer(text):
