@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 # which re-runs the install so the link tree follows.
 PACKAGE_DIRS := services $(wildcard services/*/) shared
 
-.PHONY: install demo test test-fast lint typecheck schemas eval bench check clean
+TOOLS_STAMP := $(VENV)/.tools
+
+.PHONY: tools install demo test test-fast lint typecheck schemas eval bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +24,20 @@ install: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/dohawatch demo $(ARGS)
 
-test: $(VENV)/.installed
+# Prometheus and promtool, from Debian's packages, for the monitoring tests.
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): $(BIN)/python
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
+	touch $@
+
+test: $(VENV)/.installed $(TOOLS_STAMP)
 	$(BIN)/python -m pytest $(ARGS)
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed $(TOOLS_STAMP)
 	$(BIN)/python -m pytest -m "not integration" $(ARGS)
 
 lint: $(VENV)/.installed

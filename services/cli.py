@@ -57,6 +57,28 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .demo.feeds import ReplayServer, load_replay
+
+    outlets, items = load_replay()
+    server = ReplayServer(outlets, items, step=args.step, host=args.host, port=args.port)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    server.start()
+    print(
+        f"dohawatch replay: {len(items)} items from {len(outlets)} feeds on "
+        f"http://{args.host}:{server.port}/<outlet>.xml ({', '.join(outlets)})",
+        flush=True,
+    )
+    done.wait()
+    server.stop()
+    return 0
+
+
 def _open_input(path: str) -> TextIO:
     return sys.stdin if path == "-" else open(path, encoding="utf-8")
 
@@ -163,6 +185,15 @@ def _parser() -> argparse.ArgumentParser:
         "bundled feeds from July 2025, run the pipeline, show each alert.",
     )
     demo.add_argument("--follow", action="store_true", help="keep running after the replay")
+    replay = sub.add_parser(
+        "replay",
+        help="serve the demo's replay feeds over HTTP",
+        description="Serve the bundled July 2025 replay feeds at /<outlet>.xml, "
+        "revealing one item every --step seconds (the compose demo profile's feed server).",
+    )
+    replay.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
+    replay.add_argument("--port", type=int, default=8080)
+    replay.add_argument("--step", type=float, default=5.0, help="seconds between items")
     classify = sub.add_parser(
         "classify",
         help="classify JSON lines (id, title, summary)",
@@ -211,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _services(settings, SERVICES)
         if args.command == "demo":
             return _demo(settings, args)
+        if args.command == "replay":
+            return _replay(args)
         if args.command == "classify":
             return _classify(args)
         if args.command == "eval":

@@ -122,10 +122,24 @@ class Settings(BaseSettings):
     delivery_backoff_max_seconds: float = Field(300.0, gt=0)
     delivery_timeout_seconds: float = Field(15.0, gt=0)
 
-    @field_validator("kafka_bootstrap_servers")
+    @field_validator(
+        "kafka_bootstrap_servers",
+        "kafka_sasl_password",
+        "slack_webhook_url",
+        "slack_bot_token",
+        "slack_channel",
+        "smtp_host",
+        "smtp_username",
+        "smtp_password",
+        "smtp_to",
+        "webhook_url",
+        "webhook_secret",
+        mode="before",
+    )
     @classmethod
-    def _blank_is_unset(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+    def _blank_is_unset(cls, value: object) -> object:
+        # docker compose passes `${VAR:-}` as an empty string: that means unset.
+        return (value.strip() or None) if isinstance(value, str) else value
 
     @property
     def smtp_recipients(self) -> tuple[str, ...]:

@@ -92,13 +92,18 @@ def _atom(outlet: dict[str, str], items: Sequence[ReplayItem]) -> bytes:
 
 
 class ReplayServer:
-    """Serves ``/<outlet>.xml`` on 127.0.0.1, revealing one item every ``step`` seconds.
+    """Serves ``/<outlet>.xml`` (127.0.0.1 by default), revealing one item every ``step`` seconds.
 
     ``step=0`` reveals everything at once.
     """
 
     def __init__(
-        self, outlets: dict[str, dict[str, str]], items: Sequence[ReplayItem], step: float = 0.0
+        self,
+        outlets: dict[str, dict[str, str]],
+        items: Sequence[ReplayItem],
+        step: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.outlets = outlets
         self.items = list(items)
@@ -114,7 +119,7 @@ class ReplayServer:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the fetcher logs each poll itself."""
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http = ThreadingHTTPServer((host, port), Handler)
         self._http.daemon_threads = True
         self.port = self._http.server_address[1]
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)

@@ -45,9 +45,15 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
 
 
 class DeliveryMetrics:
-    """Deliveries, retries, queue depth and latency per route."""
+    """Alert revisions, and deliveries, retries, queue depth and latency per route."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.alerts = Counter(
+            "dohawatch_alerts_total",
+            "Alert revisions produced to the alerts topic.",
+            ["event_type", "severity"],
+            registry=registry,
+        )
         self.deliveries = Counter(
             "dohawatch_deliveries_total",
             "Delivery attempts by route, sink and outcome (ok, or the failure's kind).",

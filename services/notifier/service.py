@@ -25,7 +25,6 @@ from dohawatch.shared.metrics import PipelineMetrics, package_version
 from dohawatch.shared.pipeline import run_pipeline
 from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import RouteConfig
-from prometheus_client import CollectorRegistry, Counter
 
 from .config import Route, make_sink
 from .delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
@@ -48,7 +47,6 @@ class AlertHandler:
         store: StoryStore,
         dispatcher: Dispatcher,
         topic: str,
-        registry: CollectorRegistry,
     ) -> None:
         self.rules = rules
         self.store = store
@@ -56,12 +54,6 @@ class AlertHandler:
         self.topic = topic
         self._dirty: dict[str, Story] = {}
         self._alerts: list[tuple[Alert, datetime]] = []
-        self.alerts = Counter(
-            "dohawatch_alerts_total",
-            "Alert revisions produced.",
-            ["event_type", "severity"],
-            registry=registry,
-        )
 
     async def handle(self, events: Sequence[ClassifiedItem]) -> list[Outgoing]:
         now = datetime.now(UTC)
@@ -83,7 +75,7 @@ class AlertHandler:
         self.store.put_many(list(stories.values()))
         alerts, self._alerts, self._dirty = self._alerts, [], {}
         for alert, fetched_at in alerts:
-            self.alerts.labels(alert.event_type, alert.severity.value).inc()
+            self.dispatcher.metrics.alerts.labels(alert.event_type, alert.severity.value).inc()
             log_event(
                 log,
                 "alerted",
@@ -151,7 +143,7 @@ async def run_notifier(
                 service="notifier",
                 topics=[ctx.topics.classified],
                 model=ClassifiedItem,
-                handler=AlertHandler(rules, store, dispatcher, ctx.topics.alerts, ctx.registry),
+                handler=AlertHandler(rules, store, dispatcher, ctx.topics.alerts),
                 deadletter_topic=ctx.topics.deadletter,
                 metrics=PipelineMetrics(ctx.registry),
                 stop=ctx.stop,

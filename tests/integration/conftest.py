@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -119,3 +120,15 @@ async def running(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+def configure(settings: Settings, **update: object) -> Settings:
+    """``settings`` with ``update`` applied and validated, as if from the environment."""
+    return load_settings(**{**settings.model_dump(), **update})
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for servers that need one named up front)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -22,9 +22,9 @@ from dohawatch.notifier import render
 from dohawatch.shared.codec import decode, encode, header
 from dohawatch.shared.events import Alert, ClassifiedItem, EvidenceSpan, NewsItem, TaggedEvent
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.settings import Settings, load_settings
+from dohawatch.shared.settings import Settings
 
-from .conftest import read_topic, running, until
+from .conftest import configure, read_topic, running, until
 from .servers import Answer, Mailbox, SlackServer
 
 pytestmark = pytest.mark.integration
@@ -67,11 +67,6 @@ async def publish(bootstrap: str, items: Sequence[ClassifiedItem]) -> None:
             await producer.send_and_wait(out.topic, out.value, key=out.key, headers=out.headers)
     finally:
         await producer.stop()
-
-
-def configure(settings: Settings, **update: object) -> Settings:
-    """``settings`` with ``update`` applied and validated, as if from the environment."""
-    return load_settings(**{**settings.model_dump(), **update})
 
 
 def with_sinks(

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 from dohawatch.cli import _parser
-from dohawatch.shared.settings import ENV_PREFIX, Settings
+from dohawatch.demo.feeds import load_replay
+from dohawatch.shared.settings import ENV_PREFIX, Settings, load_file_config
 
 ROOT = Path(__file__).parents[2]
 
@@ -57,16 +58,77 @@ def test_classify_reports_a_bad_line_clearly() -> None:
 
 
 def test_compose_services_run_real_commands_with_real_settings() -> None:
-    """docker-compose.yml parses, each command exists, each DOHAWATCH_ variable is a setting."""
+    """docker-compose.yml parses, each command exists, each DOHAWATCH_ variable is a
+    setting, and every file it mounts is in the repository."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     commands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
     services = {n: s for n, s in compose["services"].items() if s.get("build")}
-    assert set(services) == {"fetcher", "classifier", "notifier"}
+    always = {n for n, s in services.items() if not s.get("profiles")}
+    assert always == {"fetcher", "classifier", "notifier"}
+    assert {n for n, s in compose["services"].items() if "demo" in s.get("profiles", ())} == {
+        "replay",
+        "mailpit",
+    }
     for name, service in services.items():
         assert service["command"][0] in commands, name
         for variable in service.get("environment", {}):
             if variable.startswith(ENV_PREFIX):
                 assert variable in known, f"{name}: {variable} is not a setting"
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", ()):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:")
     assert "KAFKA_PROCESS_ROLES" in compose["services"]["kafka"]["environment"]
+
+
+def test_demo_profile_settings_and_feeds_are_valid() -> None:
+    """deploy/demo.env holds settings only, and deploy/demo.yaml polls every replay outlet."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    env = dict(
+        line.split("=", 1)
+        for line in (ROOT / "deploy/demo.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert set(env) <= known
+    config = load_file_config(ROOT / "deploy/demo.yaml")
+    outlets, _ = load_replay()
+    assert {f.url for f in config.feeds} == {f"http://replay:8080/{o}.xml" for o in outlets}
+    assert {f.name for f in config.feeds} == {o["name"] for o in outlets.values()}
+
+
+def test_kubernetes_manifests_run_real_commands_with_probes_and_settings() -> None:
+    """Every workload runs a dohawatch command, probes /healthz and /readyz on its ops
+    port, is annotated for scraping, and every variable it is given is a setting."""
+    docs = [
+        d
+        for f in sorted((ROOT / "deploy/kubernetes").glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+    ]
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for doc in docs:
+        if doc["kind"] in ("ConfigMap", "Secret"):
+            for key in {**doc.get("data", {}), **doc.get("stringData", {})}:
+                assert key in known or key.endswith(".yaml"), key
+    commands = set(_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    workloads = {
+        d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")
+    }
+    assert set(workloads) == {"dohawatch-fetcher", "dohawatch-classifier", "dohawatch-notifier"}
+    for name, workload in workloads.items():
+        pod = workload["spec"]["template"]
+        (container,) = pod["spec"]["containers"]
+        assert container["args"][0] in commands
+        port = container["ports"][0]["containerPort"]
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["resources"]["requests"], name
+        for variable in container.get("env", ()):
+            assert variable["name"] in known, variable["name"]
+        assert {
+            "name": f"DOHAWATCH_{name.split('-')[1].upper()}_HTTP_PORT",
+            "value": str(port),
+        } in (container["env"])
