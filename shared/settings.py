@@ -8,6 +8,7 @@ environment, never from the YAML file.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import time
 from pathlib import Path
 from typing import Literal
@@ -83,9 +84,25 @@ class Settings(BaseSettings):
     fetch_interval_seconds: float = Field(300.0, gt=0)
     fetch_min_interval_seconds: float = Field(60.0, gt=0)
     fetch_max_interval_seconds: float = Field(3600.0, gt=0)
-    fetch_timeout_seconds: float = Field(20.0, gt=0)
+    fetch_timeout_seconds: float = Field(20.0, gt=0, description="Per connect and read.")
+    fetch_total_timeout_seconds: float = Field(
+        60.0, gt=0, description="A whole poll, redirects and body included."
+    )
     fetch_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     fetch_contact_url: str = "https://github.com/dohawatch/dohawatch"
+    fetch_per_host: int = Field(2, ge=1, le=64, description="Requests in flight per host.")
+    fetch_host_min_gap_seconds: float = Field(
+        1.0, ge=0, description="Least time between two request starts to one host."
+    )
+    fetch_allowed_networks: str = Field(
+        "",
+        description="Comma-separated CIDRs feeds may resolve to besides public addresses, "
+        "e.g. 127.0.0.0/8 for a local feed server; private, loopback, link-local and "
+        "multicast addresses are refused otherwise.",
+    )
+    fetch_failing_after: int = Field(
+        5, ge=1, description="Failures in a row after which a feed is reported failing."
+    )
 
     # Notifier: the default routes, built from these alone (a container user's setup).
     slack_webhook_url: SecretStr | None = Field(
@@ -140,6 +157,16 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         # docker compose passes `${VAR:-}` as an empty string: that means unset.
         return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("fetch_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for network in filter(None, (n.strip() for n in value.split(","))):
+            try:
+                ipaddress.ip_network(network)
+            except ValueError as exc:
+                raise ValueError(f"not a network: {network!r}") from exc
+        return value
 
     @property
     def smtp_recipients(self) -> tuple[str, ...]:

@@ -32,6 +32,8 @@ __all__ = ["DemoSummary", "run_demo"]
 DEMO_OVERRIDES = {
     "fetch_interval_seconds": 1.0,
     "fetch_min_interval_seconds": 0.5,
+    "fetch_allowed_networks": "127.0.0.0/8",  # the replay server is on loopback
+    "fetch_host_min_gap_seconds": 0.0,  # and all five feeds share its host
     "kafka_rebalance_timeout_ms": 1000,
     "fetcher_http_port": 0,
     "classifier_http_port": 0,

@@ -41,6 +41,7 @@ class FeedState:
     failures: int = 0
     last_success: datetime | None = None
     next_poll: datetime | None = None
+    disabled: bool = False  # the server said 410 Gone: never polled again
 
 
 @dataclass(frozen=True, slots=True)

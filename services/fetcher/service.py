@@ -2,9 +2,15 @@
 
 Per feed, forever:
 
-    wait until due → conditional GET (ETag / Last-Modified) → 304: nothing
+    wait until due → per-host gate → address check → conditional GET
+    (ETag / Last-Modified; redirects checked hop by hop) → 304: nothing
     → 200: same body hash as last time: nothing; else parse → decide (core)
     → produce the new items → await the broker's acks → store the new state
+    → next poll from the feed's interval, the server's hints (Retry-After,
+      Cache-Control max-age, RSS <ttl>) and the failures in a row
+
+A permanent redirect (301/308) moves the feed's URL in its state; 410 Gone
+disables the feed (it is logged and stays in ``dohawatch feeds list``).
 
 State advances only after the acks, so a crash re-fetches and re-decides; the
 items' deterministic ids make the replay harmless downstream.
@@ -22,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from dohawatch.shared.codec import encode
 from dohawatch.shared.errors import FeedError
+from dohawatch.shared.headers import max_age_seconds, retry_after_seconds
 from dohawatch.shared.ids import content_hash
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
@@ -31,10 +38,11 @@ from dohawatch.shared.settings import FeedConfig, Settings
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .core import FeedState, decide, next_interval
+from .http import AddressPolicy, HostGate, fetch
 from .parse import parse_feed
 from .state import FeedStateStore
 
-__all__ = ["FetcherMetrics", "poll_once", "run_fetcher"]
+__all__ = ["FetcherMetrics", "Poller", "poll_once", "run_fetcher"]
 
 log = logging.getLogger("dohawatch.fetcher")
 
@@ -74,6 +82,15 @@ class FetcherMetrics:
             ["feed"],
             registry=registry,
         )
+        self.in_flight = Gauge(
+            "dohawatch_fetch_in_flight_requests", "Feed requests in flight.", registry=registry
+        )
+        self.schedule_lag = Histogram(
+            "dohawatch_fetch_schedule_lag_seconds",
+            "How late polls start against their plan (per-host gaps, a busy loop).",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
 
 
 def _user_agent(settings: Settings) -> str:
@@ -81,60 +98,49 @@ def _user_agent(settings: Settings) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Response:
-    status_code: int
-    headers: httpx.Headers
-    content: bytes
-    url: str
+class Poller:
+    """What every poll shares: the client, the guards, the store and the metrics."""
+
+    client: httpx.AsyncClient
+    store: FeedStateStore
+    metrics: FetcherMetrics
+    policy: AddressPolicy
+    gate: HostGate
 
 
-async def _get(client: httpx.AsyncClient, state: FeedState, limit: int) -> _Response:
-    """A conditional GET whose body is read only up to ``limit`` bytes."""
-    headers = {}
-    if state.etag:
-        headers["If-None-Match"] = state.etag
-    if state.last_modified:
-        headers["If-Modified-Since"] = state.last_modified
-    try:
-        async with client.stream("GET", state.url, headers=headers) as response:
-            chunks, size = [], 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise FeedError("too-large", f"body over {limit} bytes", retriable=False)
-                chunks.append(chunk)
-            return _Response(
-                response.status_code, response.headers, b"".join(chunks), str(response.url)
-            )
-    except httpx.TimeoutException as exc:
-        raise FeedError("timeout", str(exc) or "timed out") from exc
-    except httpx.TooManyRedirects as exc:
-        raise FeedError("redirects", str(exc), retriable=False) from exc
-    except httpx.HTTPError as exc:
-        raise FeedError("refused", str(exc) or type(exc).__name__) from exc
-
-
-async def poll_once(
-    ctx: ServiceContext,
-    client: httpx.AsyncClient,
-    store: FeedStateStore,
-    feed: FeedConfig,
-    metrics: FetcherMetrics,
-) -> FeedState:
+async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> FeedState:
     """Poll one feed once, publish what is new, store and return the new state."""
+    store, metrics = poller.store, poller.metrics
     state = store.get(feed.url)
     settings = ctx.settings
     started = time.perf_counter()
     now = datetime.now(UTC)
     outcome, published, hint = "200", 0, None
     try:
-        response = await _get(client, state, settings.fetch_max_body_bytes)
+        response = await fetch(
+            poller.client,
+            state,
+            limit=settings.fetch_max_body_bytes,
+            policy=poller.policy,
+            gate=poller.gate,
+            total=settings.fetch_total_timeout_seconds,
+        )
         metrics.bytes.labels(feed.name).inc(len(response.content))
+        hint = max_age_seconds(response.headers.get("cache-control"))
+        if response.moved_to:
+            log_event(log, "moved", status="ok", feed=feed.name, url=response.moved_to)
+            state = replace(state, url=response.moved_to)
         if response.status_code == 304:
             outcome = "304"
             state = replace(state, failures=0, last_success=now)
+        elif response.status_code == 410:
+            outcome = "gone"
+            state = replace(state, disabled=True)
+            raise FeedError("gone", "HTTP 410 Gone: the feed is disabled", retriable=False)
         elif response.status_code != 200:
             outcome = f"{response.status_code // 100}xx"
+            if response.status_code in (429, 503):
+                hint = retry_after_seconds(response.headers.get("retry-after"), now)
             raise FeedError(outcome, f"HTTP {response.status_code}")
         else:
             body_hash = content_hash(response.content)
@@ -148,7 +154,7 @@ async def poll_once(
                     content_type=response.headers.get("content-type"),
                     fetched_at=now,
                 )
-                hint = parsed.ttl_seconds
+                hint = max(hint or 0.0, parsed.ttl_seconds or 0.0) or None
                 decision = decide(
                     state,
                     feed,
@@ -175,6 +181,16 @@ async def poll_once(
             failures=state.failures,
             error=str(exc),
         )
+        if state.failures == settings.fetch_failing_after or state.disabled:
+            log_event(
+                log,
+                "feed_failing" if not state.disabled else "feed_disabled",
+                level=logging.ERROR,
+                status=outcome,
+                feed=feed.name,
+                failures=state.failures,
+                url=state.url,
+            )
     else:
         metrics.last_success.labels(feed.name).set(now.timestamp())
         metrics.items.labels(feed.name).inc(published)
@@ -202,28 +218,24 @@ async def poll_once(
     return state
 
 
-async def _feed_loop(
-    ctx: ServiceContext,
-    client: httpx.AsyncClient,
-    store: FeedStateStore,
-    feed: FeedConfig,
-    metrics: FetcherMetrics,
-) -> None:
-    state = store.get(feed.url)
+async def _feed_loop(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> None:
+    state = poller.store.get(feed.url)
     # Jitter the first poll so a thousand feeds do not fire in the same second.
-    delay = (
-        0.0 if state.next_poll is None else (state.next_poll - datetime.now(UTC)).total_seconds()
-    )
-    delay = max(0.0, delay) + random.uniform(0, min(1.0, ctx.settings.fetch_min_interval_seconds))
-    while not ctx.stop.is_set():
+    planned = max(datetime.now(UTC), state.next_poll or datetime.now(UTC))
+    jitter = random.uniform(0, min(1.0, ctx.settings.fetch_min_interval_seconds))
+    planned += timedelta(seconds=jitter)
+    while not ctx.stop.is_set() and not state.disabled:
+        delay = max(0.0, (planned - datetime.now(UTC)).total_seconds())
         try:
             await asyncio.wait_for(ctx.stop.wait(), timeout=delay)
             return
         except TimeoutError:
             pass
-        state = await poll_once(ctx, client, store, feed, metrics)
+        lateness = (datetime.now(UTC) - planned).total_seconds()
+        poller.metrics.schedule_lag.observe(max(0.0, lateness))
+        state = await poll_once(ctx, poller, feed)
         assert state.next_poll is not None
-        delay = max(0.0, (state.next_poll - datetime.now(UTC)).total_seconds())
+        planned = state.next_poll
 
 
 async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> None:
@@ -232,14 +244,18 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
     metrics = FetcherMetrics(ctx.registry)
     store = FeedStateStore(settings.state_dir / "fetcher.sqlite3")
     timeout = httpx.Timeout(settings.fetch_timeout_seconds, connect=10.0)
+    gate = HostGate(settings.fetch_per_host, settings.fetch_host_min_gap_seconds)
+    metrics.in_flight.set_function(lambda: gate.in_flight)
     async with httpx.AsyncClient(
         timeout=timeout,
-        follow_redirects=True,
-        max_redirects=5,
+        follow_redirects=False,  # followed by ``fetch``, which checks every hop
         headers={"User-Agent": _user_agent(settings)},
     ) as client:
+        poller = Poller(
+            client, store, metrics, AddressPolicy.parse(settings.fetch_allowed_networks), gate
+        )
         ctx.readiness.set("kafka")
         try:
-            await asyncio.gather(*(_feed_loop(ctx, client, store, f, metrics) for f in feeds))
+            await asyncio.gather(*(_feed_loop(ctx, poller, f) for f in feeds))
         finally:
             store.close()

@@ -13,13 +13,13 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TextIO
 
 import aiosmtplib
 import httpx
 from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert
+from dohawatch.shared.headers import retry_after_seconds
 
 from . import render
 
@@ -31,7 +31,6 @@ __all__ = [
     "SlackWebhookSink",
     "WebhookSink",
     "format_alert",
-    "retry_after_seconds",
 ]
 
 
@@ -74,22 +73,6 @@ def format_alert(alert: Alert) -> str:
     if alert.evidence:
         lines.append("    why: " + "; ".join(f'"{e.text}"' for e in alert.evidence))
     return "\n".join(lines)
-
-
-def retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """A ``Retry-After`` header (delta-seconds or an HTTP date, RFC 9110 §10.2.3) in seconds."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 class ConsoleSink:

@@ -48,6 +48,8 @@ def settings(broker: EmbeddedBroker, tmp_path: Path) -> Settings:
         state_dir=tmp_path / "state",
         fetch_interval_seconds=0.5,
         fetch_min_interval_seconds=0.2,
+        fetch_allowed_networks="127.0.0.0/8,::1/128",  # the loopback feed servers
+        fetch_host_min_gap_seconds=0.0,  # every test feed is on one host
         fetcher_http_port=0,
         classifier_http_port=0,
         notifier_http_port=0,

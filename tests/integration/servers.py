@@ -26,6 +26,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering
     hold: threading.Event | None = None  # wait for this instead (bounded by 30 s)
+    drip: float = 0.0  # send the body 16 bytes at a time, this many seconds apart
 
 
 @dataclass
@@ -43,9 +44,10 @@ class Request:
         return json.loads(self.body)
 
 
-class SlackServer:
-    """Plays Slack on 127.0.0.1: answers from ``script`` (one answer per request,
-    then ``default``); the Web API methods answer ``{"ok": true, "ts": ...}``."""
+class ScriptedServer:
+    """An HTTP server on 127.0.0.1 answering from ``script`` (one answer per
+    request, then ``default``). It plays Slack (the Web API methods answer
+    ``{"ok": true, "ts": ...}``) and misbehaving feed servers."""
 
     def __init__(self) -> None:
         self.script: list[Answer] = []
@@ -55,6 +57,9 @@ class SlackServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.do_POST()
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 request = Request(self.path, dict(self.headers), body, time.monotonic())
@@ -75,7 +80,13 @@ class SlackServer:
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if answer.drip:
+                        for i in range(0, len(payload), 16):
+                            self.wfile.write(payload[i : i + 16])
+                            self.wfile.flush()
+                            time.sleep(answer.drip)
+                    else:
+                        self.wfile.write(payload)
                 except OSError:
                     request.status = -1  # the client had gone: nothing was accepted
 
@@ -100,6 +111,9 @@ class SlackServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+SlackServer = ScriptedServer
 
 
 class _Collector:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from dohawatch.notifier import render
-from dohawatch.notifier.sinks import retry_after_seconds
 from dohawatch.shared.events import EvidenceSpan, Severity
+from dohawatch.shared.headers import retry_after_seconds
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -1,0 +1,204 @@
+"""The fetcher's HTTP edge: one conditional GET with the guards a poller needs.
+
+    per-host gate (requests in flight, minimum gap) → address check (no private,
+    loopback, link-local or multicast targets unless allowed) → GET → redirect?
+    check the next hop the same way, at most ``MAX_REDIRECTS`` → stream the body
+    up to the cap (counted after decompression, so a gzip bomb stops there too)
+
+Every failure leaves as a ``FeedError`` whose ``outcome`` is the metrics label.
+The address check resolves the host before the request; a DNS answer that
+changes between the check and the connection (rebinding) is not caught here,
+which is why operators who need a hard guarantee also block private ranges at
+the egress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+from dohawatch.shared.errors import FeedError
+
+from .core import FeedState
+
+__all__ = ["AddressPolicy", "FetchResult", "HostGate", "fetch"]
+
+MAX_REDIRECTS = 5
+_PERMANENT = {301, 308}  # RFC 9110 §15.4: the resource has moved for good
+_REDIRECT = {301, 302, 303, 307, 308}
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one poll's GET returned, after redirects."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    url: str  # where the body came from
+    moved_to: str | None  # the new feed URL when every hop was a permanent redirect
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which addresses feeds may resolve to: public ones, plus ``allowed`` networks."""
+
+    allowed: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, networks: str) -> AddressPolicy:
+        """From a comma-separated list of CIDRs, e.g. ``127.0.0.0/8,::1/128``."""
+        return cls(tuple(ipaddress.ip_network(n.strip()) for n in networks.split(",") if n.strip()))
+
+    def permits(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if any(ip in net for net in self.allowed):
+            return True
+        return ip.is_global and not ip.is_multicast
+
+    async def check(self, url: str) -> None:
+        """Raise ``FeedError("refused")`` unless every address of ``url``'s host is permitted."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise FeedError("refused", f"not an http(s) URL: {url[:200]}", retriable=False)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise FeedError("dns", f"{parts.hostname}: {exc}") from exc
+        denied = sorted({str(info[4][0]) for info in infos if not self.permits(str(info[4][0]))})
+        if denied:
+            raise FeedError(
+                "refused",
+                f"{parts.hostname} resolves to a non-public address ({', '.join(denied)}); "
+                "allow it with DOHAWATCH_FETCH_ALLOWED_NETWORKS",
+                retriable=False,
+            )
+
+
+@dataclass
+class _Host:
+    slots: asyncio.Semaphore
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_start: float = float("-inf")
+
+
+class HostGate:
+    """At most ``per_host`` requests in flight to one host, started ``min_gap`` apart."""
+
+    def __init__(self, per_host: int, min_gap: float) -> None:
+        self.per_host = per_host
+        self.min_gap = min_gap
+        self._hosts: dict[str, _Host] = {}
+        self.in_flight = 0
+
+    @asynccontextmanager
+    async def enter(self, url: str) -> AsyncIterator[None]:
+        host = self._hosts.setdefault(
+            (urlsplit(url).hostname or "").lower(), _Host(asyncio.Semaphore(self.per_host))
+        )
+        async with host.slots:
+            async with host.lock:  # the gap is between starts, whoever holds a slot
+                wait = host.last_start + self.min_gap - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                host.last_start = time.monotonic()
+            self.in_flight += 1
+            try:
+                yield
+            finally:
+                self.in_flight -= 1
+
+
+def _conditional_headers(state: FeedState) -> dict[str, str]:
+    headers = {}
+    if state.etag:
+        headers["If-None-Match"] = state.etag
+    if state.last_modified:
+        headers["If-Modified-Since"] = state.last_modified
+    return headers
+
+
+async def _read(response: httpx.Response, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():  # decoded: gzip, deflate, brotli
+        size += len(chunk)
+        if size > limit:
+            raise FeedError("too-large", f"body over {limit} bytes", retriable=False)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    state: FeedState,
+    *,
+    limit: int,
+    policy: AddressPolicy,
+    gate: HostGate,
+    total: float,
+) -> FetchResult:
+    """GET ``state.url`` conditionally, following up to ``MAX_REDIRECTS`` checked hops,
+    all within ``total`` seconds (httpx's own timeouts bound each read, not a body
+    that drips in a byte at a time).
+
+    Raises:
+        FeedError: refused address, DNS failure, timeout, redirect loop or
+            excess, oversized body, or a transport error.
+    """
+    try:
+        async with asyncio.timeout(total):
+            return await _follow(client, state, limit, policy, gate)
+    except TimeoutError as exc:
+        raise FeedError("timeout", f"no complete answer within {total} s") from exc
+    except httpx.TimeoutException as exc:
+        raise FeedError("timeout", str(exc) or "timed out") from exc
+    except httpx.HTTPError as exc:
+        raise FeedError("unreachable", str(exc) or type(exc).__name__) from exc
+
+
+async def _follow(
+    client: httpx.AsyncClient,
+    state: FeedState,
+    limit: int,
+    policy: AddressPolicy,
+    gate: HostGate,
+) -> FetchResult:
+    url = state.url
+    seen: list[str] = []
+    permanent = True
+    while True:
+        await policy.check(url)
+        async with (
+            gate.enter(url),
+            client.stream("GET", url, headers=_conditional_headers(state)) as response,
+        ):
+            if response.status_code in _REDIRECT and "location" in response.headers:
+                permanent = permanent and response.status_code in _PERMANENT
+                seen.append(url)
+                url = str(response.url.join(response.headers["location"]))
+                if url in seen:
+                    raise FeedError("redirects", f"redirect loop at {url[:200]}")
+                if len(seen) > MAX_REDIRECTS:
+                    raise FeedError("redirects", f"over {MAX_REDIRECTS} redirects")
+                continue
+            content = await _read(response, limit) if response.status_code == 200 else b""
+            return FetchResult(
+                response.status_code,
+                response.headers,
+                content,
+                url,
+                url if seen and permanent else None,
+            )

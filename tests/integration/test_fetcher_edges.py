@@ -1,0 +1,248 @@
+"""The fetcher against feed servers that misbehave, on loopback: redirects, gone
+feeds, rate limits, refused addresses, bombs, drips and odd encodings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import itertools
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from dohawatch.fetcher.http import AddressPolicy, HostGate
+from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
+from dohawatch.fetcher.state import FeedStateStore
+from dohawatch.shared.runtime import ServiceContext, service_context
+from dohawatch.shared.settings import FeedConfig, Settings
+
+from .conftest import configure, read_topic
+from .servers import Answer, ScriptedServer
+
+pytestmark = pytest.mark.integration
+
+RSS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Wire</title><link>https://wire.example/</link>
+<item><title>Israel recalls negotiating team from Doha</title><guid>w-1</guid>
+<link>/2025/07/recall</link><pubDate>Thu, 24 Jul 2025 14:00:00 GMT</pubDate>
+<description>&lt;p&gt;The team returns &amp;amp; consults.&lt;/p&gt;</description></item>
+</channel></rss>"""
+
+
+@contextlib.asynccontextmanager
+async def fetcher(
+    settings: Settings, **update: object
+) -> AsyncIterator[tuple[ServiceContext, Poller]]:
+    """A fetcher context, as ``run_fetcher`` builds it, without the scheduling loop."""
+    settings = configure(settings, **update)
+    async with service_context(
+        "fetcher", settings, settings.kafka_bootstrap_servers or "", 0, asyncio.Event()
+    ) as ctx:
+        store = FeedStateStore(settings.state_dir / "fetcher.sqlite3")
+        async with httpx.AsyncClient(timeout=settings.fetch_timeout_seconds) as client:
+            yield (
+                ctx,
+                Poller(
+                    client,
+                    store,
+                    FetcherMetrics(ctx.registry),
+                    AddressPolicy.parse(settings.fetch_allowed_networks),
+                    HostGate(settings.fetch_per_host, settings.fetch_host_min_gap_seconds),
+                ),
+            )
+        store.close()
+
+
+def feed(server: ScriptedServer, path: str = "/feed.xml") -> FeedConfig:
+    return FeedConfig(url=f"{server.url}{path}", name="Wire")
+
+
+@pytest.fixture
+def server() -> ScriptedServer:
+    s = ScriptedServer()
+    s.default = Answer(200, RSS, {"Content-Type": "application/rss+xml"})
+    s.start()
+    yield s  # type: ignore[misc]
+    s.stop()
+
+
+async def test_a_308_moves_the_feed_and_later_polls_go_to_the_new_url(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """A permanent redirect updates the stored URL; the item is read from the new place."""
+    server.script = [Answer(308, b"", {"Location": "/moved.xml"})]
+    async with fetcher(settings) as (ctx, poller):
+        state = await poll_once(ctx, poller, feed(server))
+        assert state.url == f"{server.url}/moved.xml"
+        await poll_once(ctx, poller, feed(server))
+    assert [r.path for r in server.requests] == ["/feed.xml", "/moved.xml", "/moved.xml"]
+    items = await read_topic(settings.kafka_bootstrap_servers or "", "dohawatch.news.raw", 1)
+    # The relative link is resolved against where the document came from.
+    assert f'"url":"{server.url}/2025/07/recall"'.encode() in items[0].value
+
+
+async def test_a_temporary_redirect_keeps_the_url_and_a_loop_is_an_error(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """A 302 is followed without moving the feed; a redirect loop fails the poll."""
+    server.script = [Answer(302, b"", {"Location": "/elsewhere.xml"})]
+    loop = [Answer(301, b"", {"Location": "/b.xml"}), Answer(301, b"", {"Location": "/feed.xml"})]
+    async with fetcher(settings) as (ctx, poller):
+        state = await poll_once(ctx, poller, feed(server))
+        assert state.url == feed(server).url
+        assert state.failures == 0
+        server.script = loop
+        state = await poll_once(ctx, poller, feed(server))
+    assert state.failures == 1
+    assert state.url == feed(server).url
+
+
+async def test_410_gone_disables_the_feed(settings: Settings, server: ScriptedServer) -> None:
+    """After 410 the feed is marked disabled and counted as gone."""
+    server.script = [Answer(410, b"gone")]
+    async with fetcher(settings) as (ctx, poller):
+        state = await poll_once(ctx, poller, feed(server))
+        stored = poller.store.get(feed(server).url)
+        metrics = poller.metrics.requests.labels("Wire", "gone")._value.get()
+    assert state.disabled
+    assert stored.disabled
+    assert metrics == 1
+
+
+async def test_429_retry_after_pushes_the_next_poll_back(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """Retry-After: 600 on a 429 schedules the next poll at least ten minutes out."""
+    server.script = [Answer(429, b"slow down", {"Retry-After": "600"})]
+    before = datetime.now(UTC)
+    async with fetcher(settings, fetch_max_interval_seconds=7200) as (ctx, poller):
+        state = await poll_once(ctx, poller, feed(server))
+    assert state.next_poll is not None
+    assert state.next_poll - before >= timedelta(seconds=600)
+    assert state.failures == 1
+
+
+async def test_503_bursts_back_off_and_recover(settings: Settings, server: ScriptedServer) -> None:
+    """Each 503 doubles the wait; the first success resets the failures."""
+    server.script = [Answer(503, b""), Answer(503, b""), Answer(503, b"")]
+    waits = []
+    async with fetcher(settings, fetch_interval_seconds=10, fetch_min_interval_seconds=1) as (
+        ctx,
+        poller,
+    ):
+        for _ in range(4):
+            start = datetime.now(UTC)
+            state = await poll_once(ctx, poller, feed(server))
+            assert state.next_poll is not None
+            waits.append(round((state.next_poll - start).total_seconds()))
+    assert waits[:3] == [20, 40, 80]
+    assert state.failures == 0
+    assert waits[3] == 10
+
+
+async def test_private_addresses_are_refused_unless_allowed(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """Without an allowance a loopback feed is refused before any request is made."""
+    async with fetcher(settings, fetch_allowed_networks="") as (ctx, poller):
+        state = await poll_once(ctx, poller, feed(server))
+        refused = poller.metrics.requests.labels("Wire", "refused")._value.get()
+    assert state.failures == 1
+    assert refused == 1
+    assert server.requests == []
+
+
+async def test_a_redirect_to_a_private_address_is_refused(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """Every hop is checked: a public-looking feed may not bounce us into the network."""
+    server.script = [Answer(302, b"", {"Location": "http://169.254.169.254/latest/meta-data"})]
+    async with fetcher(settings) as (ctx, poller):
+        state = await poll_once(ctx, poller, feed(server))
+        refused = poller.metrics.requests.labels("Wire", "refused")._value.get()
+    assert refused == 1
+    assert state.failures == 1
+    assert len(server.requests) == 1
+
+
+async def test_oversized_bodies_and_gzip_bombs_stop_at_the_cap(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """The cap counts decoded bytes: 64 MiB of zeros gzipped to 64 KiB stops at 1 MiB."""
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))
+    server.script = [
+        Answer(200, b"x" * (2 * 1024 * 1024)),
+        Answer(200, bomb, {"Content-Encoding": "gzip"}),
+    ]
+    async with fetcher(settings, fetch_max_body_bytes=1024 * 1024) as (ctx, poller):
+        await poll_once(ctx, poller, feed(server))
+        await poll_once(ctx, poller, feed(server))
+        too_large = poller.metrics.requests.labels("Wire", "too-large")._value.get()
+    assert len(bomb) < 100_000
+    assert too_large == 2
+
+
+async def test_a_slow_drip_trips_the_total_timeout(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """A server sending a byte now and then is cut off at the poll's total timeout."""
+    server.script = [Answer(200, RSS, drip=0.2)]
+    started = time.monotonic()
+    async with fetcher(settings, fetch_total_timeout_seconds=1.0) as (ctx, poller):
+        await poll_once(ctx, poller, feed(server))
+        timeouts = poller.metrics.requests.labels("Wire", "timeout")._value.get()
+    assert timeouts == 1
+    assert time.monotonic() - started < 5
+
+
+async def test_a_billion_laughs_document_is_harmless(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """Nested entities are not expanded: the poll ends at once with a short title."""
+    entities = "".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 20}">' for i in range(8)
+    )
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "{"a" * 60}">{entities}]>'
+        '<rss version="2.0"><channel><title>t</title><item><title>&i;</title><guid>b-1</guid>'
+        "<link>https://x.example/1</link></item></channel></rss>"
+    ).encode()
+    server.script = [Answer(200, body)]
+    started = time.monotonic()
+    async with fetcher(settings) as (ctx, poller):
+        await poll_once(ctx, poller, feed(server))
+    assert time.monotonic() - started < 5
+    items = await read_topic(settings.kafka_bootstrap_servers or "", "dohawatch.news.raw", 1, 3)
+    assert len(items) == 1, "the entry is still read"
+    assert len(items[0].value) < 10_000, "its title was not expanded"
+
+
+async def test_a_windows_1252_feed_and_a_changed_guid(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """Declared cp1252 text is decoded; the same story under a new GUID is not republished."""
+    body = RSS.replace(b"utf-8", b"windows-1252").replace(b"from Doha", b"from Doha \x96 sources")
+    changed = body.replace(b"<guid>w-1</guid>", b"<guid>w-1-updated</guid>")
+    server.script = [Answer(200, body), Answer(200, changed)]
+    async with fetcher(settings) as (ctx, poller):
+        await poll_once(ctx, poller, feed(server))
+        await poll_once(ctx, poller, feed(server))
+        new = poller.metrics.items.labels("Wire")._value.get()
+    items = await read_topic(settings.kafka_bootstrap_servers or "", "dohawatch.news.raw", 2, 3)
+    assert new == 1
+    assert len(items) == 1
+    assert "from Doha – sources" in items[0].value.decode()
+
+
+async def test_polls_to_one_host_keep_their_gap(settings: Settings, server: ScriptedServer) -> None:
+    """Three feeds on one host are requested at least the minimum gap apart."""
+    feeds = [feed(server, f"/f{i}.xml") for i in range(3)]
+    feeds = [f.model_copy(update={"name": f"Wire {i}"}) for i, f in enumerate(feeds)]
+    async with fetcher(settings, fetch_host_min_gap_seconds=0.3) as (ctx, poller):
+        await asyncio.gather(*(poll_once(ctx, poller, f) for f in feeds))
+    starts = sorted(r.received for r in server.requests)
+    assert len(starts) == 3
+    assert all(b - a >= 0.28 for a, b in itertools.pairwise(starts))
