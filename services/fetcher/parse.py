@@ -1,13 +1,16 @@
-"""Feed bodies to plain entries: feedparser for RSS 0.9x-2.0, Atom and the rest."""
+"""Feed bodies to plain entries: JSON Feed 1.0/1.1 read directly, feedparser for
+RSS 0.9x-2.0, RDF, Atom 0.3/1.0 and the rest."""
 
 from __future__ import annotations
 
 import calendar
 import html
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 from dohawatch.shared.errors import FeedError
@@ -79,6 +82,59 @@ def _date(entry: Any, fetched_at: datetime) -> datetime | None:
     return min(when, fetched_at)
 
 
+def _iso_date(value: object, fetched_at: datetime) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    return min(when, fetched_at)
+
+
+def _json_feed(body: bytes, base_url: str, fetched_at: datetime) -> ParsedFeed | None:
+    """A JSON Feed (https://jsonfeed.org/version/1.1), or None if the body is not one."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith(
+        "https://jsonfeed.org/version/"
+    ):
+        return None
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise FeedError("parse", "JSON Feed without an items list", retriable=True)
+    entries = []
+    malformed = False
+    for item in items:
+        if not isinstance(item, dict):
+            malformed = True
+            continue
+        link = item.get("url") or item.get("external_url")
+        summary = item.get("summary") or item.get("content_text") or ""
+        if not summary and item.get("content_html"):
+            summary = plain_text(str(item["content_html"]))
+        entries.append(
+            Entry(
+                guid=str(item["id"]) if item.get("id") is not None else None,
+                link=urljoin(base_url, str(link)) if link else None,
+                title=plain_text(str(item.get("title") or "")),
+                summary=plain_text(str(summary)),
+                published_at=_iso_date(
+                    item.get("date_published") or item.get("date_modified"), fetched_at
+                ),
+            )
+        )
+    language = doc.get("language")
+    return ParsedFeed(
+        tuple(entries), malformed, None, language if isinstance(language, str) else None
+    )
+
+
 def parse_feed(
     body: bytes, *, base_url: str, content_type: str | None, fetched_at: datetime
 ) -> ParsedFeed:
@@ -93,6 +149,8 @@ def parse_feed(
     Raises:
         FeedError: ``parse`` when the body yields no feed at all.
     """
+    if (json_feed := _json_feed(body, base_url, fetched_at)) is not None:
+        return json_feed
     headers = {"content-location": base_url}
     if content_type:
         headers["content-type"] = content_type
