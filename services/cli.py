@@ -57,6 +57,26 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _feeds(settings: Settings, args: argparse.Namespace) -> int:
+    from .fetcher.feeds import feeds_table, import_opml
+    from .fetcher.state import FeedStateStore
+
+    if args.feeds_command == "import":
+        print(import_opml(args.file, args.tag), end="")
+        return 0
+    config = load_file_config(settings.config_file)
+    path = settings.state_dir / "fetcher.sqlite3"
+    states = {}
+    if path.exists():
+        store = FeedStateStore(path)
+        try:
+            states = {s.feed_key: s for s in store.all()}
+        finally:
+            store.close()
+    print("\n".join(feeds_table(config.feeds, states, settings.fetch_failing_after)))
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -194,6 +214,26 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104
     replay.add_argument("--port", type=int, default=8080)
     replay.add_argument("--step", type=float, default=5.0, help="seconds between items")
+    feeds = sub.add_parser(
+        "feeds",
+        help="list the feeds with their state, or import an OPML file",
+        description="Inspect and manage the feed list of DOHAWATCH_CONFIG_FILE.",
+    )
+    feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
+    feeds_sub.add_parser(
+        "list",
+        help="each feed's status, last success, next poll and URL",
+        description="Each configured feed with its stored state: status, last success, "
+        "next poll and the URL it is polled at now.",
+    )
+    opml = feeds_sub.add_parser(
+        "import",
+        help="print an OPML file's feeds as configuration YAML",
+        description="Print the feeds of an OPML subscription list as a YAML `feeds:` "
+        "list to paste into the configuration file.",
+    )
+    opml.add_argument("file", type=Path, help="OPML file")
+    opml.add_argument("--tag", action="append", default=[], help="tag every feed (repeatable)")
     classify = sub.add_parser(
         "classify",
         help="classify JSON lines (id, title, summary)",
@@ -244,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(settings, args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "feeds":
+            return _feeds(settings, args)
         if args.command == "classify":
             return _classify(args)
         if args.command == "eval":

@@ -19,22 +19,24 @@ items' deterministic ids make the replay harmless downstream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
+import signal
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from dohawatch.shared.codec import encode
-from dohawatch.shared.errors import FeedError
+from dohawatch.shared.errors import ConfigError, FeedError
 from dohawatch.shared.headers import max_age_seconds, retry_after_seconds
 from dohawatch.shared.ids import content_hash
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.pipeline import produce_and_wait
 from dohawatch.shared.runtime import ServiceContext
-from dohawatch.shared.settings import FeedConfig, Settings
+from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .core import FeedState, decide, next_interval
@@ -238,8 +240,57 @@ async def _feed_loop(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> N
         planned = state.next_poll
 
 
+def _reload_on_sighup() -> asyncio.Event:
+    """An event set on SIGHUP (where the platform and the thread allow a handler)."""
+    reload = asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload.set)
+    return reload
+
+
+def _reloaded(ctx: ServiceContext, current: tuple[FeedConfig, ...]) -> tuple[FeedConfig, ...]:
+    """The feeds of the configuration file as it is now; the current ones if it is broken."""
+    try:
+        feeds = load_file_config(ctx.settings.config_file).feeds
+    except ConfigError as exc:
+        log_event(log, "reloaded", level=logging.ERROR, status="error", error=str(exc))
+        return current
+    log_event(log, "reloaded", status="ok", feeds=len(feeds))
+    return feeds
+
+
+async def _supervise(ctx: ServiceContext, poller: Poller, feeds: tuple[FeedConfig, ...]) -> None:
+    """One loop per feed; on SIGHUP, re-read the file: start added or changed feeds,
+    stop removed ones, leave the rest polling on their schedule."""
+    reload = _reload_on_sighup()
+    loops: dict[FeedConfig, asyncio.Task[None]] = {}
+    try:
+        while True:
+            for gone in set(loops) - set(feeds):
+                loops.pop(gone).cancel()
+            for new in set(feeds) - set(loops):
+                loops[new] = asyncio.create_task(_feed_loop(ctx, poller, new), name=new.name)
+            waiters = [asyncio.create_task(e.wait()) for e in (reload, ctx.stop)]
+            running = [t for t in loops.values() if not t.done()]  # a gone (410) feed ends
+            done, _ = await asyncio.wait([*waiters, *running], return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            for task in done:
+                if task not in waiters and not task.cancelled() and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+            if ctx.stop.is_set():
+                return
+            if reload.is_set():
+                reload.clear()
+                feeds = _reloaded(ctx, feeds)
+    finally:
+        for task in loops.values():
+            task.cancel()
+        await asyncio.gather(*loops.values(), return_exceptions=True)
+
+
 async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> None:
-    """Poll ``feeds`` until ``ctx.stop`` is set."""
+    """Poll ``feeds`` until ``ctx.stop`` is set; SIGHUP reloads them from the file."""
     settings = ctx.settings
     metrics = FetcherMetrics(ctx.registry)
     store = FeedStateStore(settings.state_dir / "fetcher.sqlite3")
@@ -256,6 +307,6 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
         )
         ctx.readiness.set("kafka")
         try:
-            await asyncio.gather(*(_feed_loop(ctx, poller, f) for f in feeds))
+            await _supervise(ctx, poller, feeds)
         finally:
             store.close()

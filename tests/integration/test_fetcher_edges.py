@@ -7,19 +7,22 @@ import asyncio
 import contextlib
 import gzip
 import itertools
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from dohawatch.fetcher.http import AddressPolicy, HostGate
-from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
+from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher
 from dohawatch.fetcher.state import FeedStateStore
 from dohawatch.shared.runtime import ServiceContext, service_context
-from dohawatch.shared.settings import FeedConfig, Settings
+from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
 
-from .conftest import configure, read_topic
+from .conftest import configure, read_topic, until
 from .servers import Answer, ScriptedServer
 
 pytestmark = pytest.mark.integration
@@ -246,3 +249,32 @@ async def test_polls_to_one_host_keep_their_gap(settings: Settings, server: Scri
     starts = sorted(r.received for r in server.requests)
     assert len(starts) == 3
     assert all(b - a >= 0.28 for a, b in itertools.pairwise(starts))
+
+
+async def test_sighup_reloads_the_feed_list_without_a_restart(
+    settings: Settings, server: ScriptedServer, tmp_path: Path
+) -> None:
+    """A feed added to the file is polled after SIGHUP; a broken file keeps the old list."""
+    config = tmp_path / "feeds.yaml"
+    config.write_text(f"feeds:\n  - {{url: '{server.url}/a.xml', name: A}}\n")
+    settings = configure(settings, config_file=config)
+    stop = asyncio.Event()
+    async with service_context(
+        "fetcher", settings, settings.kafka_bootstrap_servers or "", 0, stop
+    ) as ctx:
+        task = asyncio.create_task(run_fetcher(ctx, load_file_config(config).feeds))
+        try:
+            await until(lambda: any(r.path == "/a.xml" for r in server.requests))
+            config.write_text("feeds: [not: valid")
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.sleep(0.5)
+            assert not task.done(), "a broken file does not stop the fetcher"
+            config.write_text(
+                f"feeds:\n  - {{url: '{server.url}/a.xml', name: A}}\n"
+                f"  - {{url: '{server.url}/b.xml', name: B}}\n"
+            )
+            os.kill(os.getpid(), signal.SIGHUP)
+            await until(lambda: any(r.path == "/b.xml" for r in server.requests))
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)

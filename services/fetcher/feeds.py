@@ -1,0 +1,87 @@
+"""``dohawatch feeds``: what operators ask of their feed list.
+
+``list`` joins the configuration with the fetcher's stored state; ``import``
+turns an OPML subscription list into entries for the configuration file.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from dohawatch.shared.errors import ConfigError
+from dohawatch.shared.settings import FeedConfig
+
+from .core import FeedState
+
+__all__ = ["feeds_table", "import_opml"]
+
+_UNSAFE_NAME = re.compile(r"[^\w .&'()-]+")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"
+
+
+def _status(state: FeedState | None, failing_after: int) -> str:
+    if state is not None and state.disabled:
+        return "disabled (410)"
+    if state is None or (state.last_success is None and not state.failures):
+        return "new"
+    if state.failures >= failing_after:
+        return f"failing ({state.failures})"
+    return "ok" if not state.failures else f"retrying ({state.failures})"
+
+
+def feeds_table(
+    feeds: Sequence[FeedConfig], states: dict[str, FeedState], failing_after: int
+) -> list[str]:
+    """One line per configured feed: name, status, last success, next poll, URL polled."""
+    rows = [("feed", "status", "last success", "next poll", "url")]
+    for feed in feeds:
+        state = states.get(feed.url)
+        rows.append(
+            (
+                feed.name,
+                _status(state, failing_after),
+                _when(state.last_success if state else None),
+                _when(state.next_poll if state else None),
+                state.url if state else feed.url,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=False)) + "  " + r[4]
+        for r in rows
+    ]
+
+
+def import_opml(path: Path, tags: Sequence[str] = ()) -> str:
+    """The feeds of an OPML file as a YAML ``feeds:`` list for the configuration file.
+
+    Raises:
+        ConfigError: the file is unreadable, not OPML, or lists no feed.
+    """
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314 - see the import
+    except (OSError, ET.ParseError) as exc:
+        raise ConfigError(f"{path}: not a readable OPML file: {exc}") from exc
+    feeds: list[dict[str, object]] = []
+    seen: set[str] = set()
+    for outline in root.iter("outline"):
+        url = (outline.get("xmlUrl") or "").strip()
+        if not url.startswith(("http://", "https://")) or url in seen:
+            continue
+        seen.add(url)
+        name = _UNSAFE_NAME.sub(" ", outline.get("title") or outline.get("text") or url)
+        name = " ".join(name.split())[:80] or url
+        categories = [c.strip() for c in (outline.get("category") or "").split(",") if c.strip()]
+        FeedConfig(url=url, name=name)  # refuse here what the fetcher would refuse later
+        feeds.append({"url": url, "name": name, "tags": [*tags, *categories]})
+    if not feeds:
+        raise ConfigError(f"{path}: no outline with an http(s) xmlUrl")
+    return yaml.safe_dump({"feeds": feeds}, sort_keys=False, allow_unicode=True, width=120)
