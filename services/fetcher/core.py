@@ -42,6 +42,7 @@ class FeedState:
     last_success: datetime | None = None
     next_poll: datetime | None = None
     disabled: bool = False  # the server said 410 Gone: never polled again
+    pace: float = 1.0  # multiplies the feed's interval: below 1 for busy feeds, above for quiet
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,16 @@ def decide(
     return PollDecision(tuple(items), new_state, duplicates)
 
 
+PACE_RANGE = (0.25, 4.0)
+
+
+def adapt_pace(pace: float, found_new: bool) -> float:
+    """A feed's pace after a successful poll: halved when it had new items (poll a
+    busy feed sooner), a quarter slower when it had none; within ``PACE_RANGE``."""
+    low, high = PACE_RANGE
+    return min(high, max(low, pace * (0.5 if found_new else 1.25)))
+
+
 def next_interval(
     feed: FeedConfig,
     default: float,
@@ -129,9 +140,11 @@ def next_interval(
     maximum: float,
     failures: int,
     hint: float | None = None,
+    pace: float = 1.0,
 ) -> float:
-    """Seconds until the next poll: the feed's interval (or a server hint such as
-    ``Retry-After`` or ``<ttl>``), doubled per consecutive failure, within bounds."""
-    base = max(feed.interval_seconds or default, hint or 0.0)
+    """Seconds until the next poll: the feed's interval times its pace (never
+    sooner than a server hint such as ``Retry-After``, ``max-age`` or ``<ttl>``),
+    doubled per consecutive failure, within [minimum, maximum]."""
+    base = max((feed.interval_seconds or default) * pace, hint or 0.0)
     backoff: float = base * 2.0 ** min(failures, 10)
     return min(maximum, max(minimum, backoff))

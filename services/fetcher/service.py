@@ -39,7 +39,7 @@ from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .core import FeedState, decide, next_interval
+from .core import FeedState, adapt_pace, decide, next_interval
 from .http import AddressPolicy, HostGate, fetch
 from .parse import parse_feed
 from .state import FeedStateStore
@@ -194,6 +194,7 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
                 url=state.url,
             )
     else:
+        state = replace(state, pace=adapt_pace(state.pace, published > 0))
         metrics.last_success.labels(feed.name).set(now.timestamp())
         metrics.items.labels(feed.name).inc(published)
         log_event(
@@ -211,6 +212,7 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
         settings.fetch_max_interval_seconds,
         state.failures,
         hint,
+        state.pace,
     )
     state = replace(state, next_poll=now + timedelta(seconds=interval))
     store.put(state)

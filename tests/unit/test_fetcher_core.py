@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from dohawatch.demo.feeds import _atom, _rss, load_replay
-from dohawatch.fetcher.core import SEEN_LIMIT, FeedState, decide, next_interval
+from dohawatch.fetcher.core import (
+    PACE_RANGE,
+    SEEN_LIMIT,
+    FeedState,
+    adapt_pace,
+    decide,
+    next_interval,
+)
 from dohawatch.fetcher.parse import Entry, ParsedFeed, parse_feed, plain_text
 from dohawatch.shared.settings import FeedConfig
 from hypothesis import given
@@ -92,3 +99,24 @@ def test_future_dates_are_clamped_to_the_fetch_time() -> None:
     )
     feed = parse_feed(body, base_url="https://x.example/f", content_type=None, fetched_at=NOW)
     assert feed.entries[0].published_at == NOW
+
+
+@given(st.lists(st.booleans(), max_size=60))
+def test_pace_follows_how_often_a_feed_posts_within_bounds(polls: list[bool]) -> None:
+    """Busy feeds speed up, quiet ones slow down, never past the pace bounds or the min."""
+    pace = 1.0
+    for found_new in polls:
+        before = pace
+        pace = adapt_pace(pace, found_new)
+        assert PACE_RANGE[0] <= pace <= PACE_RANGE[1]
+        assert (pace <= before) if found_new else (pace >= before)
+        assert 30 <= next_interval(FEED, 60, 30, 3600, 0, None, pace) <= 3600
+
+
+def test_a_busy_feed_is_polled_sooner_than_a_quiet_one() -> None:
+    """After three polls with news the interval is an eighth of the quiet feed's four times."""
+    busy = quiet = 1.0
+    for _ in range(3):
+        busy, quiet = adapt_pace(busy, True), adapt_pace(quiet, False)
+    assert next_interval(FEED, 600, 10, 3600, 0, None, busy) == 150  # floor of the pace
+    assert next_interval(FEED, 600, 10, 3600, 0, None, quiet) == 600 * 1.25**3
