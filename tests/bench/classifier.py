@@ -203,9 +203,9 @@ def main() -> int:
         ),
         ("event micro-F1 (dev corpus)", f"{q_ours.micro.f1:.3f}", f"{q_peer.micro.f1:.3f}", "-"),
     ]
-    print(f"{'':32}{'dohawatch':>12}{'keyword rules':>15}{'ratio':>8}")
+    print(f"{'':36}{'dohawatch':>12}{'keyword rules':>15}{'ratio':>8}")
     for name, a, b, r in rows:
-        print(f"{name:32}{a:>12}{b:>15}{r:>8}")
+        print(f"{name:36}{a:>12}{b:>15}{r:>8}")
     print("targets: classify >= 20,000 items/s, service >= 5,000 items/s")
     print(f"written: {OUT / 'classifier.json'}")
     return 0
