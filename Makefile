@@ -47,9 +47,18 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy -p dohawatch
 
-# Benchmarks, never tests: they print figures and write .bench/*.json.
+# Benchmarks, never tests: they print figures and write .bench/*.json. The fetcher's
+# is measured beside the peer `reader` against nginx, both installed here.
+BENCH_PEERS := 'reader>=3.12' 'sgmllib3k>=1.0'
+
 bench: $(VENV)/.installed
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nginx-light; }
+	$(BIN)/python -m pip install --quiet $(BENCH_PEERS)
 	$(BIN)/python -m tests.bench.classifier
+	$(BIN)/python -m tests.bench.fetcher
 
 schemas: $(VENV)/.installed
 	$(BIN)/dohawatch schemas --write schemas/

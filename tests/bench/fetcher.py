@@ -1,0 +1,206 @@
+"""Fetcher benchmark (``make bench``): 1,000 feeds of 20 items served by nginx on
+loopback, polled by dohawatch and by the peer ``reader`` (``update_feeds()``),
+side by side in one run.
+
+Two rounds each: every feed changed (200, every item new; dohawatch publishes
+them to the embedded broker, reader stores them in SQLite), then every feed
+unchanged (304 through ETag / Last-Modified). The Python process is pinned to
+one core; nginx and the broker get the other. Reported: polls per second (wall)
+and CPU seconds per 1,000 polls (this process). Writes ``.bench/fetcher.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+import httpx
+from dohawatch.fetcher.http import AddressPolicy, HostGate
+from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
+from dohawatch.fetcher.state import FeedStateStore
+from dohawatch.shared.broker import EmbeddedBroker
+from dohawatch.shared.kafka import Topics, ensure_topics
+from dohawatch.shared.runtime import service_context
+from dohawatch.shared.settings import FeedConfig, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+FEEDS, ITEMS = 1000, 20
+CONCURRENCY = 64
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log error;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 100000;
+    types {{ application/rss+xml xml; }}
+    client_body_temp_path {root}/tmp; proxy_temp_path {root}/tmp;
+    fastcgi_temp_path {root}/tmp; uwsgi_temp_path {root}/tmp; scgi_temp_path {root}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/www;
+        etag on;
+    }}
+}}
+"""
+
+
+def write_feeds(www: Path) -> None:
+    start = datetime(2025, 7, 1, tzinfo=UTC)
+    for f in range(FEEDS):
+        items = "".join(
+            f"<item><title>Feed {f} item {i}: talks in Doha continue</title>"
+            f"<link>https://outlet{f}.example/{i}</link><guid>f{f}-i{i}</guid>"
+            f"<pubDate>{format_datetime(start + timedelta(hours=i))}</pubDate>"
+            f"<description>Mediators from Qatar and Egypt met negotiators; item {i} of "
+            f"feed {f} with a summary of a few sentences.</description></item>"
+            for i in range(ITEMS)
+        )
+        (www / f"{f}.xml").write_text(
+            f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>Feed {f}</title><link>https://outlet{f}.example/</link>{items}"
+            "</channel></rss>"
+        )
+
+
+def start_nginx(root: Path, port: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    (root / "tmp").mkdir()
+    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
+    config = root / "nginx.conf"
+    process = subprocess.Popen([binary, "-p", str(root), "-c", str(config)])  # noqa: S603
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/0.xml", timeout=1)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError("nginx did not start: " + (root / "error.log").read_text())
+
+
+async def dohawatch_rounds(urls: list[str], state: Path) -> list[tuple[float, float]]:
+    broker = EmbeddedBroker()
+    await broker.start()
+    try:
+        settings = load_settings(
+            kafka_bootstrap_servers=broker.bootstrap,
+            kafka_idempotence=False,
+            state_dir=state,
+            fetch_allowed_networks="127.0.0.0/8",
+            fetch_per_host=CONCURRENCY,  # every benchmark feed is on one host
+            fetch_host_min_gap_seconds=0,
+            topic_partitions=1,
+        )
+        await ensure_topics(settings, broker.bootstrap, Topics.with_prefix(settings.topic_prefix))
+        feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(urls)]
+        async with (
+            service_context("fetcher", settings, broker.bootstrap, 0, asyncio.Event()) as ctx,
+            httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY)) as client,
+        ):
+            store = FeedStateStore(state / "fetcher.sqlite3")
+            poller = Poller(
+                client,
+                store,
+                FetcherMetrics(ctx.registry),
+                AddressPolicy.parse(settings.fetch_allowed_networks),
+                HostGate(CONCURRENCY, 0),
+            )
+            limit = asyncio.Semaphore(CONCURRENCY)
+
+            async def one(feed: FeedConfig) -> None:
+                async with limit:
+                    await poll_once(ctx, poller, feed)
+
+            rounds = []
+            for _ in range(2):
+                wall, cpu = time.perf_counter(), time.process_time()
+                await asyncio.gather(*(one(f) for f in feeds))
+                rounds.append((time.perf_counter() - wall, time.process_time() - cpu))
+            store.close()
+            return rounds
+    finally:
+        await broker.stop()
+
+
+def reader_rounds(urls: list[str], state: Path) -> list[tuple[float, float]]:
+    from reader import make_reader
+
+    reader = make_reader(str(state / "reader.sqlite"))
+    for url in urls:
+        reader.add_feed(url)
+    rounds = []
+    for scheduled in (True, False):  # the second run must not skip feeds just updated
+        wall, cpu = time.perf_counter(), time.process_time()
+        reader.update_feeds(scheduled=scheduled, workers=4)
+        rounds.append((time.perf_counter() - wall, time.process_time() - cpu))
+    entries = reader.get_entry_counts().total
+    reader.close()
+    if entries != FEEDS * ITEMS:
+        raise RuntimeError(f"reader stored {entries} entries, expected {FEEDS * ITEMS}")
+    return rounds
+
+
+def main() -> int:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    with tempfile.TemporaryDirectory(prefix="dohawatch-bench-") as tmp:
+        root = Path(tmp)
+        (root / "www").mkdir()
+        write_feeds(root / "www")
+        port = 18080
+        nginx = start_nginx(root, port)
+        try:
+            urls = [f"http://127.0.0.1:{port}/{f}.xml" for f in range(FEEDS)]
+            (root / "d").mkdir()
+            (root / "r").mkdir()
+            ours = asyncio.run(dohawatch_rounds(urls, root / "d"))
+            peer = reader_rounds(urls, root / "r")
+        finally:
+            nginx.terminate()
+            nginx.wait()
+
+    def figures(rounds: list[tuple[float, float]]) -> dict[str, dict[str, float]]:
+        return {
+            name: {
+                "polls_per_second": round(FEEDS / wall, 1),
+                "cpu_seconds_per_1000_polls": round(cpu * 1000 / FEEDS, 2),
+            }
+            for name, (wall, cpu) in zip(("changed", "unchanged"), rounds, strict=True)
+        }
+
+    result = {
+        "feeds": FEEDS,
+        "items_per_feed": ITEMS,
+        "dohawatch": figures(ours),
+        "reader": figures(peer),
+    }
+    out = ROOT / ".bench"
+    out.mkdir(exist_ok=True)
+    (out / "fetcher.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'':28}{'dohawatch':>12}{'reader':>12}{'ratio':>8}")
+    for case in ("changed", "unchanged"):
+        for key, label in (
+            ("polls_per_second", "polls/s"),
+            ("cpu_seconds_per_1000_polls", "CPU s / 1000"),
+        ):
+            a, b = result["dohawatch"][case][key], result["reader"][case][key]
+            print(f"{case + ', ' + label:28}{a:>12}{b:>12}{a / b:>8.2f}")
+    print(f"written: {out / 'fetcher.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
