@@ -302,6 +302,7 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
     async with httpx.AsyncClient(
         timeout=timeout,
         follow_redirects=False,  # followed by ``fetch``, which checks every hop
+        http2=True,  # negotiated by ALPN over TLS; plain http stays HTTP/1.1
         headers={"User-Agent": _user_agent(settings)},
     ) as client:
         poller = Poller(

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import brotli  # type: ignore[import-untyped]
 import httpx
 import pytest
 from dohawatch.fetcher.http import AddressPolicy, HostGate
@@ -279,3 +280,23 @@ async def test_sighup_reloads_the_feed_list_without_a_restart(
         finally:
             stop.set()
             await asyncio.wait_for(task, 10)
+
+
+async def test_brotli_and_gzip_bodies_are_decoded(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """Compressed feeds are read like plain ones."""
+    server.script = [
+        Answer(200, brotli.compress(RSS), {"Content-Encoding": "br"}),
+        Answer(
+            200,
+            gzip.compress(RSS.replace(b"w-1", b"w-2").replace(b"recalls", b"returns")),
+            {"Content-Encoding": "gzip"},
+        ),
+    ]
+    async with fetcher(settings) as (ctx, poller):
+        await poll_once(ctx, poller, feed(server))
+        await poll_once(ctx, poller, feed(server))
+        new = poller.metrics.items.labels("Wire")._value.get()
+    assert new == 2, "each body was decoded and parsed"
+    assert "br" in server.requests[0].headers.get("Accept-Encoding", "")
