@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Literal, NamedTuple
 
 import ahocorasick
 from dohawatch.shared import ids
 from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
+from pydantic import TypeAdapter
 
 from .pack import EventSpec, Rule, TopicPack, expand
 
@@ -41,23 +43,52 @@ class _Hit(NamedTuple):  # a tuple: the engine makes dozens per item
     sentence: int  # sentence index within the field; the title is one sentence
     text: str
 
-    def span(self) -> EvidenceSpan:
-        return EvidenceSpan(field=self.field, start=self.start, end=self.end, text=self.text)
+    def span(self) -> dict[str, object]:
+        """The hit as an ``EvidenceSpan``'s fields."""
+        return {"field": self.field, "start": self.start, "end": self.end, "text": self.text}
 
 
-@dataclass(frozen=True, slots=True)
+_EVENTS: TypeAdapter[tuple[TaggedEvent, ...]] = TypeAdapter(tuple[TaggedEvent, ...])
+_ENTITIES: TypeAdapter[tuple[Entity, ...]] = TypeAdapter(tuple[Entity, ...])
+_SPANS: TypeAdapter[tuple[EvidenceSpan, ...]] = TypeAdapter(tuple[EvidenceSpan, ...])
+
+
+@dataclass(frozen=True)
 class Classification:
-    """What the classifier concluded about one item."""
+    """What the classifier concluded about one item.
+
+    The findings are plain data (``event_data``, ``entity_data``); the contract
+    models are validated from them in one pass when first read, which costs
+    more than finding them (``make bench`` measures both).
+    """
 
     relevant: bool
     relevance: float
-    events: tuple[TaggedEvent, ...]
-    entities: tuple[Entity, ...]
-    relevance_evidence: tuple[EvidenceSpan, ...] = field(default=())
+    event_types: tuple[str, ...]  # strongest first
+    event_data: tuple[dict[str, object], ...]
+    entity_data: tuple[dict[str, object], ...]
+    relevance_data: tuple[dict[str, object], ...] = ()
+
+    @cached_property
+    def events(self) -> tuple[TaggedEvent, ...]:
+        """The event tags with their evidence, strongest first."""
+        return _EVENTS.validate_python(self.event_data)
+
+    @cached_property
+    def entities(self) -> tuple[Entity, ...]:
+        """Actors, people and places mentioned, then the figures."""
+        return _ENTITIES.validate_python(self.entity_data)
+
+    @cached_property
+    def relevance_evidence(self) -> tuple[EvidenceSpan, ...]:
+        """The spans of the strongest relevance rule that matched."""
+        return _SPANS.validate_python(self.relevance_data)
 
 
-_NOT_WORD = re.compile(r"[\W_]")
-_DIGIT = re.compile(r"\d")
+# Everything but letters, digits and the plain space becomes a space; spaces
+# themselves are left alone, which keeps the substitutions few.
+_NOT_WORD = re.compile(r"[^\w ]|_")
+_NUMBER = re.compile(r"\d[\d,.]*")  # each match is one whole number: its start is a start
 
 
 def _lower_same_length(text: str) -> str:
@@ -73,6 +104,17 @@ def _words(text: str) -> str:
     space, and padded with a space each side: an automaton key `` key `` then
     matches whole words only, and offsets stay those of ``text`` plus one."""
     return f" {_NOT_WORD.sub(' ', _lower_same_length(text))} "
+
+
+def _at(pattern: re.Pattern[str], text: str, starts: list[int]) -> list[re.Match[str]]:
+    """``pattern``'s non-overlapping matches that begin at one of ``starts``."""
+    found: list[re.Match[str]] = []
+    end = -1
+    for start in starts:
+        if start >= end and (m := pattern.match(text, start)):
+            found.append(m)
+            end = m.end()
+    return found
 
 
 def _sentence_starts(text: str) -> list[int]:
@@ -107,6 +149,9 @@ class Classifier:
             (name, re.compile(spec.pattern, re.IGNORECASE), spec.unit)
             for name, spec in pack.figures.items()
         ]
+        # Patterns that begin with their number are tried only where a number
+        # begins, instead of at every character (the figures cost most otherwise).
+        self._at_numbers = [p.pattern.startswith(r"(?P<value>\d") for _, p, _ in self._figures]
 
     def _hits(self, title: str, summary: str) -> dict[str, list[_Hit]]:
         """Every group's hits, in text order, on word boundaries."""
@@ -157,7 +202,9 @@ class Classifier:
                 return chosen
         return None
 
-    def _event(self, name: str, spec: EventSpec, hits: dict[str, list[_Hit]]) -> TaggedEvent | None:
+    def _event(
+        self, name: str, spec: EventSpec, hits: dict[str, list[_Hit]]
+    ) -> tuple[str, float, list[dict[str, object]]] | None:
         best: tuple[float, list[_Hit]] | None = None
         for rule in spec.rules:
             chosen = self._match(rule, hits, spec.cancel, spec.cancel_window)
@@ -168,35 +215,44 @@ class Classifier:
                 best = (confidence, chosen)
         if best is None:
             return None
-        spans = tuple(h.span() for h in sorted(set(best[1]), key=lambda h: (h.field, h.start)))
-        return TaggedEvent(type=name, confidence=round(best[0], 3), evidence=spans)
+        spans = [h.span() for h in sorted(set(best[1]), key=lambda h: (h.field, h.start))]
+        return name, round(best[0], 3), spans
 
     def _entities(
         self, title: str, summary: str, hits: dict[str, list[_Hit]]
-    ) -> tuple[Entity, ...]:
-        found = [
-            Entity(
-                kind=self.pack.entities[group[1:]].kind,
-                name=group[1:],
-                evidence=tuple(h.span() for h in group_hits[:3]),
-            )
+    ) -> tuple[dict[str, object], ...]:
+        found: list[dict[str, object]] = [
+            {
+                "kind": self.pack.entities[group[1:]].kind,
+                "name": group[1:],
+                "evidence": [h.span() for h in group_hits[:3]],
+            }
             for group, group_hits in hits.items()
             if group.startswith("@")
         ]
         for field_name, text in _fields(title, summary):
-            if not _DIGIT.search(text):
+            starts = [m.start() for m in _NUMBER.finditer(text)]
+            if not starts:
                 continue
-            for name, pattern, unit in self._figures:
-                for m in pattern.finditer(text):
-                    value = float(m.group("value").replace(",", ""))
-                    span = EvidenceSpan(
-                        field=field_name,
-                        start=m.start(),
-                        end=m.end(),
-                        text=m.group(0),
-                    )
+            for (name, pattern, unit), at_numbers in zip(
+                self._figures, self._at_numbers, strict=True
+            ):
+                matches = _at(pattern, text, starts) if at_numbers else pattern.finditer(text)
+                for m in matches:
+                    span = {
+                        "field": field_name,
+                        "start": m.start(),
+                        "end": m.end(),
+                        "text": m.group(0),
+                    }
                     found.append(
-                        Entity(kind="figure", name=name, value=value, unit=unit, evidence=(span,))
+                        {
+                            "kind": "figure",
+                            "name": name,
+                            "value": float(m.group("value").replace(",", "")),
+                            "unit": unit,
+                            "evidence": [span],
+                        }
                     )
         return tuple(found)
 
@@ -213,7 +269,7 @@ class Classifier:
         """
         hits = self._hits(title, summary)
         score = 0.0
-        evidence: tuple[EvidenceSpan, ...] = ()
+        evidence: tuple[dict[str, object], ...] = ()
         positive: float | None = None
         for rule in self.pack.relevance.rules:
             chosen = self._match(rule, hits)
@@ -224,7 +280,7 @@ class Classifier:
             elif positive is None or rule.score > positive:
                 positive = rule.score
                 evidence = tuple(h.span() for h in chosen)
-        events: list[TaggedEvent] = []
+        events: list[tuple[str, float, list[dict[str, object]]]] = []
         if positive is not None:
             for name, spec in self.pack.events.items():
                 tagged = self._event(name, spec, hits)
@@ -235,9 +291,14 @@ class Classifier:
         relevant = relevance >= self.pack.relevance.threshold
         if not relevant:
             events = []
-        events.sort(key=lambda e: (-self._severity_rank[e.type], -e.confidence))
+        events.sort(key=lambda e: (-self._severity_rank[e[0]], -e[1]))
         return Classification(
-            relevant, relevance, tuple(events), self._entities(title, summary, hits), evidence
+            relevant,
+            relevance,
+            tuple(name for name, _, _ in events),
+            tuple({"type": t, "confidence": c, "evidence": spans} for t, c, spans in events),
+            self._entities(title, summary, hits),
+            evidence,
         )
 
     def story_key(self, item: NewsItem, result: Classification) -> str:
@@ -246,6 +307,6 @@ class Classifier:
         Items with no event type are stories of their own (keyed by ``item_id``).
         """
         when: datetime = item.published_at or item.fetched_at
-        if not result.events:
+        if not result.event_types:
             return ids.story_key(self.pack.name, f"item:{item.item_id}", when.date())
-        return ids.story_key(self.pack.name, result.events[0].type, when.date())
+        return ids.story_key(self.pack.name, result.event_types[0], when.date())

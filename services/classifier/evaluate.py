@@ -107,7 +107,7 @@ def evaluate(
     report.events = {t: Score() for t in types}
     for item in items:
         result = classifier.classify(item.title, item.summary)
-        predicted = frozenset(e.type for e in result.events)
+        predicted = frozenset(result.event_types)
         report.relevance.add(item.relevant, result.relevant)
         for t in types:
             report.events[t].add(t in item.events, t in predicted)
