@@ -20,7 +20,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -115,8 +115,10 @@ class Dispatcher:
         deadletter_topic: str,
         policy: DeliveryPolicy,
         metrics: DeliveryMetrics,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.routes = list(routes)
+        self.clock = clock  # Unix time; injectable so digests and quiet hours can be tested
         self.ledger = ledger
         self.producer = producer
         self.deadletter_topic = deadletter_topic
@@ -127,7 +129,7 @@ class Dispatcher:
     def offer(self, alert: Alert, feed_tags: frozenset[str], fetched_at: datetime) -> None:
         """Queue ``alert`` for every route that should hear about it (call after the
         alerts topic acknowledged it, before committing the input)."""
-        now = datetime.now(UTC)
+        now = datetime.fromtimestamp(self.clock(), UTC)
         self.metrics.pipeline.labels("kafka").observe(max(0.0, (now - fetched_at).total_seconds()))
         for route in self.routes:
             if not matches(route.config, alert, feed_tags):
@@ -147,6 +149,11 @@ class Dispatcher:
             )
             if queued:
                 self._wake[route.name].set()
+
+    def wake(self) -> None:
+        """Have every route look at its queue now (after the clock moved on)."""
+        for event in self._wake.values():
+            event.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every route's worker until ``stop``; an unexpected error in one stops all."""
@@ -177,7 +184,7 @@ class Dispatcher:
         while not stop.is_set():
             self.metrics.queue.labels(route.name).set(self.ledger.depth(route.name))
             head = self.ledger.head(route.name)
-            now = time.time()
+            now = self.clock()
             if head is None or head.due_at > now:
                 await self._pause(route.name, stop, None if head is None else head.due_at - now)
                 continue
@@ -223,7 +230,7 @@ class Dispatcher:
         except SinkError as exc:
             await self._failed(route, batch, exc)
             return
-        now = time.time()
+        now = self.clock()
         self.ledger.finish(batch, "done", now, thread=thread)
         self.metrics.deliveries.labels(route.name, sink.kind, "ok").inc(len(batch))
         for p in batch:
@@ -247,7 +254,7 @@ class Dispatcher:
         sink = route.sink
         attempt = max(p.attempts for p in batch) + 1
         self.metrics.deliveries.labels(route.name, sink.kind, exc.outcome).inc(len(batch))
-        now = time.time()
+        now = self.clock()
         fields = {
             "route": route.name,
             "sink": sink.kind,

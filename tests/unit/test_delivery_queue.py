@@ -1,0 +1,103 @@
+"""The delivery queue on a real ledger with a controlled clock: digests gather, later
+revisions replace waiting ones, immediate routes do not wait."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dohawatch.notifier.config import Route
+from dohawatch.notifier.delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
+from dohawatch.notifier.ledger import DeliveryLedger
+from dohawatch.shared.events import Alert, AlertSource
+from dohawatch.shared.settings import RouteConfig
+from prometheus_client import CollectorRegistry
+
+from .test_routes import alert
+
+
+class RecordingSink:
+    """A sink that keeps what it is given (the interface, not a fake Slack)."""
+
+    kind = "console"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, str]] = []
+        self.digests: list[list[tuple[str, int]]] = []
+
+    async def send(self, alert: Alert, reason: str, thread: str | None) -> str | None:
+        self.sent.append((alert.alert_id, alert.revision, reason))
+        return None
+
+    async def send_digest(self, alerts: Sequence[Alert], digest_id: str) -> None:
+        self.digests.append([(a.alert_id, a.revision) for a in alerts])
+
+
+def with_sources(a: Alert, n: int, revision: int) -> Alert:
+    sources = tuple(
+        AlertSource(outlet=f"o{i}", url=f"https://o{i}.example/", title="t", published_at=None)
+        for i in range(n)
+    )
+    return a.model_copy(update={"sources": sources, "revision": revision})
+
+
+async def until(condition: object, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not true in time")
+
+
+async def test_a_digest_waits_for_its_boundary_and_sends_the_latest_revisions(
+    tmp_path: Path,
+) -> None:
+    """Three stories, one revised: the immediate route sends three messages at once (the
+    revised one as new, its first revision replaced); the 30-minute digest sends one
+    message with the three at 12:30."""
+    now = [datetime(2025, 7, 24, 12, 0, 10, tzinfo=UTC).timestamp()]
+    digest, immediate = RecordingSink(), RecordingSink()
+    ledger = DeliveryLedger(tmp_path / "ledger.sqlite3")
+    dispatcher = Dispatcher(
+        [
+            Route(RouteConfig(name="digest", sink="console", digest_minutes=30), digest),
+            Route(RouteConfig(name="now", sink="console", min_interval_seconds=0), immediate),
+        ],
+        ledger,
+        producer=None,  # type: ignore[arg-type]  # only dead letters use it
+        deadletter_topic="dlq",
+        policy=DeliveryPolicy(),
+        metrics=DeliveryMetrics(CollectorRegistry()),
+        clock=lambda: now[0],
+    )
+    a1, a2, a3 = (alert().model_copy(update={"alert_id": f"al1-{i}"}) for i in (1, 2, 3))
+    fetched = datetime.fromtimestamp(now[0], UTC)
+    for revision in (a1, a2, a3, with_sources(a1, 3, 2)):
+        dispatcher.offer(revision, frozenset(), fetched)
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await until(lambda: len(immediate.sent) == 3)
+        await asyncio.sleep(0.1)
+        assert sorted(immediate.sent) == [
+            ("al1-1", 2, "new"),
+            ("al1-2", 1, "new"),
+            ("al1-3", 1, "new"),
+        ]
+        assert digest.digests == [], "nothing before the boundary"
+        now[0] = datetime(2025, 7, 24, 12, 30, 1, tzinfo=UTC).timestamp()
+        dispatcher.wake()
+        await until(lambda: len(digest.digests) == 1)
+    finally:
+        stop.set()
+        await running
+    assert sorted(digest.digests[0]) == [("al1-1", 2), ("al1-2", 1), ("al1-3", 1)]
+    assert ledger.counts() == {
+        ("digest", "done"): 3,
+        ("digest", "superseded"): 1,
+        ("now", "done"): 3,
+        ("now", "superseded"): 1,
+    }
+    ledger.close()
