@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(True, description="Upgrade with STARTTLS (port 587).")
     smtp_tls: bool = Field(False, description="Implicit TLS from the first byte (port 465).")
     smtp_timeout_seconds: float = Field(30.0, gt=0)
+    smtp_ca_file: Path | None = Field(
+        None, description="CA bundle to verify the SMTP server with, instead of the system's."
+    )
     webhook_url: SecretStr | None = Field(
         None, description="Generic HTTPS webhook; set, it adds the route `webhook`."
     )

@@ -131,4 +131,5 @@ def make_sink(
         starttls=settings.smtp_starttls,
         tls=settings.smtp_tls,
         timeout=settings.smtp_timeout_seconds,
+        ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
     )

@@ -243,6 +243,7 @@ class EmailSink:
         starttls: bool = True,
         tls: bool = False,
         timeout: float = 30.0,
+        ca_file: str | None = None,
     ) -> None:
         self.route = route
         self.sender = sender
@@ -255,6 +256,7 @@ class EmailSink:
             "use_tls": tls,
             "start_tls": starttls and not tls,
             "timeout": timeout,
+            "cert_bundle": ca_file,
         }
 
     async def _mail(self, message: EmailMessage) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 @dataclass
@@ -128,16 +130,37 @@ class _Collector:
 
 
 class Mailbox:
-    """An SMTP server (aiosmtpd) on 127.0.0.1 keeping every mail it accepts."""
+    """An SMTP server (aiosmtpd) on 127.0.0.1 keeping every mail it accepts; with
+    ``tls``, it requires STARTTLS and, with ``login``, authentication over it."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, tls: ssl.SSLContext | None = None, login: tuple[str, str] | None = None
+    ) -> None:
         self.mails: list[EmailMessage] = []
+        self.logins: list[str] = []
         with socket.socket() as probe:  # aiosmtpd needs a concrete port to check it is up
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        options: dict[str, Any] = {}
+        if tls is not None:
+            options |= {"tls_context": tls, "require_starttls": True}
+        if login is not None:
+            options |= {"authenticator": self._authenticator(login), "auth_require_tls": True}
         self._controller = Controller(
-            _Collector(self.mails.append), hostname="127.0.0.1", port=self.port
+            _Collector(self.mails.append), hostname="127.0.0.1", port=self.port, **options
         )
+
+    def _authenticator(self, login: tuple[str, str]) -> Callable[..., AuthResult]:
+        def check(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> AuthResult:
+            given = (data.login.decode(), data.password.decode())
+            ok = isinstance(data, LoginPassword) and given == login
+            if ok:
+                self.logins.append(given[0])
+            return AuthResult(success=ok, handled=False)
+
+        return check
 
     def start(self) -> None:
         self._controller.start()

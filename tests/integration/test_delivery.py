@@ -8,6 +8,7 @@ import contextlib
 import os
 import re
 import signal
+import ssl
 import sys
 import threading
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 from aiokafka import AIOKafkaProducer
 from dohawatch.app import Pipeline
 from dohawatch.notifier import render
@@ -287,3 +289,41 @@ async def test_killing_the_notifier_mid_delivery_delivers_each_revision_once(
         await process.wait()
     assert revisions(slack.accepted()) == [1, 3, 10]
     assert [m["X-Dohawatch-Alert"].rsplit(".r", 1)[1] for m in mailbox.mails] == ["1", "3", "10"]
+
+
+async def test_mail_goes_over_starttls_with_login_and_a_bad_password_is_dead_lettered(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """STARTTLS verified against the configured CA, then AUTH; a refused login (535)
+    is not retried but dead-lettered with the server's answer."""
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    box = Mailbox(tls=server_tls, login=("desk", "s3cret"))
+    box.start()
+    try:
+        base = {
+            "smtp_host": "127.0.0.1",
+            "smtp_port": box.port,
+            "smtp_to": "desk@news.example",
+            "smtp_starttls": True,
+            "smtp_ca_file": tmp_path / "ca.pem",
+            "smtp_username": "desk",
+            "delivery_backoff_seconds": 0.05,
+        }
+        bootstrap = settings.kafka_bootstrap_servers or ""
+        async with notifier(configure(settings, **base, smtp_password="s3cret")):
+            await publish(bootstrap, [report(1)])
+            await until(lambda: len(box.mails) == 1)
+        async with notifier(configure(settings, **base, smtp_password="wrong")):
+            await publish(bootstrap, [report(n) for n in (2, 3)])
+            dead = await read_topic(bootstrap, TOPICS.deadletter, 1)
+    finally:
+        box.stop()
+    assert box.logins == ["desk"]
+    assert box.mails[0]["X-Dohawatch-Alert"].endswith(".r1")
+    assert header(dead[0].headers, "dlq_route") == "email"
+    assert "535" in (header(dead[0].headers, "dlq_detail") or "") or "5xx" in (
+        header(dead[0].headers, "dlq_detail") or ""
+    )
