@@ -84,6 +84,13 @@ class FetcherMetrics:
             ["feed"],
             registry=registry,
         )
+        self.malformed = Counter(
+            "dohawatch_fetch_malformed_total",
+            "Bodies the parser had to recover (bad XML, a wrong declared encoding...) "
+            "whose entries were still used.",
+            ["feed"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "dohawatch_fetch_in_flight_requests", "Feed requests in flight.", registry=registry
         )
@@ -157,6 +164,8 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
                     fetched_at=now,
                 )
                 hint = max(hint or 0.0, parsed.ttl_seconds or 0.0) or None
+                if parsed.malformed:
+                    metrics.malformed.labels(feed.name).inc()
                 decision = decide(
                     state,
                     feed,

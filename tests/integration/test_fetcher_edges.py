@@ -219,7 +219,9 @@ async def test_a_billion_laughs_document_is_harmless(
     started = time.monotonic()
     async with fetcher(settings) as (ctx, poller):
         await poll_once(ctx, poller, feed(server))
+        malformed = poller.metrics.malformed.labels("Wire")._value.get()
     assert time.monotonic() - started < 5
+    assert malformed == 1, "the refused entity makes the body malformed, and counted"
     items = await read_topic(settings.kafka_bootstrap_servers or "", "dohawatch.news.raw", 1, 3)
     assert len(items) == 1, "the entry is still read"
     assert len(items[0].value) < 10_000, "its title was not expanded"

@@ -103,3 +103,15 @@ def test_rss_dates_normalise_to_utc_and_future_ones_to_the_fetch_time(
     ).encode()
     (entry,) = _parse(body).entries
     assert entry.published_at == min(when, FETCHED)
+
+
+def test_a_body_that_lies_about_its_encoding_is_still_read() -> None:
+    """Declared UTF-8 but sent as Latin-1: the entry is read, its text right, and the
+    feed is flagged malformed so the fetcher can count it."""
+    body = (
+        "<?xml version='1.0' encoding='utf-8'?><rss version='2.0'><channel><title>t</title>"
+        "<item><title>Café talks in Doha</title><guid>g</guid></item></channel></rss>"
+    ).encode("latin-1")
+    parsed = _parse(body, "application/rss+xml; charset=utf-8")
+    assert [e.title for e in parsed.entries] == ["Café talks in Doha"]
+    assert parsed.malformed
