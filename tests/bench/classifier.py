@@ -24,11 +24,12 @@ from dohawatch.app import Pipeline, run_pipeline_services
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, evaluate
 from dohawatch.classifier.pack import load_pack
-from dohawatch.shared.broker import EmbeddedBroker
 from dohawatch.shared.codec import encode
 from dohawatch.shared.events import NewsItem
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.settings import FileConfig, load_settings
+from dohawatch.shared.settings import FileConfig
+
+from . import on_embedded_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests/data/dev-corpus.jsonl"
@@ -106,18 +107,10 @@ async def service_rate(n: int) -> float:
     """Items per second through the classifier service on the embedded broker:
     consume, decode, classify, encode, produce, commit. Timed from the first
     classified record's broker timestamp to the last, so start-up is excluded."""
-    broker = EmbeddedBroker()
-    await broker.start()
-    try:
-        settings = load_settings(
-            kafka_bootstrap_servers=broker.bootstrap,
-            kafka_idempotence=False,
-            kafka_rebalance_timeout_ms=1000,
-            classifier_http_port=0,
-            topic_partitions=1,
-        )
+    async with on_embedded_broker(classifier_http_port=0) as settings:
+        bootstrap = settings.kafka_bootstrap_servers or ""
         topics = Topics.with_prefix(settings.topic_prefix)
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=5)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
         now = datetime.now(UTC)
         try:
@@ -141,7 +134,7 @@ async def service_rate(n: int) -> float:
         stop = asyncio.Event()
         task = asyncio.create_task(run_pipeline_services(pipeline, stop))
         consumer = AIOKafkaConsumer(
-            topics.classified, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
+            topics.classified, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
         )
         await consumer.start()
         stamps: list[int] = []
@@ -154,8 +147,6 @@ async def service_rate(n: int) -> float:
             stop.set()
             await task
         return (len(stamps) - 1) / max(1e-3, (max(stamps) - min(stamps)) / 1000)
-    finally:
-        await broker.stop()
 
 
 def main() -> int:

@@ -27,10 +27,11 @@ import httpx
 from dohawatch.fetcher.http import AddressPolicy, HostGate
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
 from dohawatch.fetcher.state import FeedStateStore
-from dohawatch.shared.broker import EmbeddedBroker
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.runtime import service_context
-from dohawatch.shared.settings import FeedConfig, load_settings
+from dohawatch.shared.settings import FeedConfig
+
+from . import on_embedded_broker
 
 ROOT = Path(__file__).resolve().parents[2]
 FEEDS, ITEMS = 1000, 20
@@ -92,22 +93,17 @@ def start_nginx(root: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 async def dohawatch_rounds(urls: list[str], state: Path) -> list[tuple[float, float]]:
-    broker = EmbeddedBroker()
-    await broker.start()
-    try:
-        settings = load_settings(
-            kafka_bootstrap_servers=broker.bootstrap,
-            kafka_idempotence=False,
-            state_dir=state,
-            fetch_allowed_networks="127.0.0.0/8",
-            fetch_per_host=CONCURRENCY,  # every benchmark feed is on one host
-            fetch_host_min_gap_seconds=0,
-            topic_partitions=1,
-        )
-        await ensure_topics(settings, broker.bootstrap, Topics.with_prefix(settings.topic_prefix))
+    async with on_embedded_broker(
+        state_dir=state,
+        fetch_allowed_networks="127.0.0.0/8",
+        fetch_per_host=CONCURRENCY,  # every benchmark feed is on one host
+        fetch_host_min_gap_seconds=0,
+    ) as settings:
+        bootstrap = settings.kafka_bootstrap_servers or ""
+        await ensure_topics(settings, bootstrap, Topics.with_prefix(settings.topic_prefix))
         feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(urls)]
         async with (
-            service_context("fetcher", settings, broker.bootstrap, 0, asyncio.Event()) as ctx,
+            service_context("fetcher", settings, bootstrap, 0, asyncio.Event()) as ctx,
             httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY)) as client,
         ):
             store = FeedStateStore(state / "fetcher.sqlite3")
@@ -131,8 +127,6 @@ async def dohawatch_rounds(urls: list[str], state: Path) -> list[tuple[float, fl
                 rounds.append((time.perf_counter() - wall, time.process_time() - cpu))
             store.close()
             return rounds
-    finally:
-        await broker.stop()
 
 
 def reader_rounds(urls: list[str], state: Path) -> list[tuple[float, float]]:
