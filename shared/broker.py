@@ -75,6 +75,11 @@ class EmbeddedBroker:
         await self.stop()
         raise BrokerError(f"embedded broker did not answer on {self.bootstrap} in {wait_seconds}s")
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs."""
+        return self._process.pid if self._process and self._process.returncode is None else None
+
     async def stop(self) -> None:
         """Stop the broker (its data is lost: it keeps everything in memory)."""
         if self._process and self._process.returncode is None:

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     fetch_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     fetch_contact_url: str = "https://github.com/dohawatch/dohawatch"
     fetch_per_host: int = Field(2, ge=1, le=64, description="Requests in flight per host.")
+    fetch_max_in_flight: int = Field(
+        16, ge=1, le=256, description="Requests in flight in all (make bench: fewer is faster)."
+    )
     fetch_host_min_gap_seconds: float = Field(
         1.0, ge=0, description="Least time between two request starts to one host."
     )

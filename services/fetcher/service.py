@@ -306,7 +306,9 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
     metrics = FetcherMetrics(ctx.registry)
     store = FeedStateStore(settings.state_dir / "fetcher.sqlite3")
     timeout = httpx.Timeout(settings.fetch_timeout_seconds, connect=10.0)
-    gate = HostGate(settings.fetch_per_host, settings.fetch_host_min_gap_seconds)
+    gate = HostGate(
+        settings.fetch_per_host, settings.fetch_host_min_gap_seconds, settings.fetch_max_in_flight
+    )
     metrics.in_flight.set_function(lambda: gate.in_flight)
     async with httpx.AsyncClient(
         timeout=timeout,

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
 from .core import FeedState
 
 __all__ = ["FeedStateStore"]
+
+
+def _fields(state: FeedState) -> dict[str, object]:
+    # Not dataclasses.asdict: it deep-copies the seen ids on every poll.
+    return {f.name: getattr(state, f.name) for f in fields(state)}
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -28,6 +33,10 @@ class FeedStateStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # In WAL mode NORMAL skips the fsync per commit and stays consistent; a power
+        # cut may lose the last polls' state, which re-fetches and republishes items
+        # whose ids are unchanged (https://www.sqlite.org/pragma.html#pragma_synchronous).
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS feed_state (feed_key TEXT PRIMARY KEY, state TEXT NOT NULL)"
         )
@@ -50,7 +59,7 @@ class FeedStateStore:
         """Store ``state`` durably."""
         self._db.execute(
             "INSERT OR REPLACE INTO feed_state VALUES (?, ?)",
-            (state.feed_key, json.dumps(asdict(state), default=str)),
+            (state.feed_key, json.dumps(_fields(state), default=str)),
         )
         self._db.commit()
 

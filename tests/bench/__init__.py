@@ -3,10 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from dohawatch.shared.broker import EmbeddedBroker
 from dohawatch.shared.settings import Settings, load_settings
+
+CORES = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+
+
+def pin_to_one_core() -> None:
+    """Run this process on one core, as the issues ask; helpers started later are
+    given back every core with ``unpin``."""
+    if CORES:
+        os.sched_setaffinity(0, {min(CORES)})
+
+
+def unpin(pid: int | None) -> None:
+    """Let a helper process (broker, web server) run on every core, not ours alone:
+    each of its threads, since affinity is per thread on Linux."""
+    if not (CORES and pid):
+        return
+    tasks = Path(f"/proc/{pid}/task")
+    for tid in [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(tid, CORES)
 
 
 @contextlib.asynccontextmanager
@@ -14,6 +36,7 @@ async def on_embedded_broker(**overrides: object) -> AsyncIterator[Settings]:
     """A fresh embedded broker and settings pointing at it, with ``overrides``."""
     broker = EmbeddedBroker()
     await broker.start()
+    unpin(broker.pid)
     try:
         yield load_settings(
             kafka_bootstrap_servers=broker.bootstrap,

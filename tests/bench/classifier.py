@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 import time
@@ -29,7 +28,7 @@ from dohawatch.shared.events import NewsItem
 from dohawatch.shared.kafka import Topics
 from dohawatch.shared.settings import FileConfig
 
-from . import on_embedded_broker
+from . import on_embedded_broker, pin_to_one_core
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests/data/dev-corpus.jsonl"
@@ -150,8 +149,7 @@ async def service_rate(n: int) -> float:
 
 
 def main() -> int:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as issue 4 asks
+    pin_to_one_core()
     ours, peer = Classifier(load_pack("doha-talks")), KeywordRules()
     items = bench_items(10_000)
     ours_rate, peer_rate = rate(ours.classify, items), rate(peer.classify, items)

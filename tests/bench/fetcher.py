@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,11 +30,11 @@ from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.runtime import service_context
 from dohawatch.shared.settings import FeedConfig
 
-from . import on_embedded_broker
+from . import on_embedded_broker, pin_to_one_core, unpin
 
 ROOT = Path(__file__).resolve().parents[2]
 FEEDS, ITEMS = 1000, 20
-CONCURRENCY = 64
+CONCURRENCY = 8  # httpx pools scale badly with connections (shared/PERFORMANCE.md)
 
 NGINX_CONF = """
 daemon off;
@@ -83,6 +82,7 @@ def start_nginx(root: Path, port: int) -> subprocess.Popen[bytes]:
     (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
     config = root / "nginx.conf"
     process = subprocess.Popen([binary, "-p", str(root), "-c", str(config)])  # noqa: S603
+    unpin(process.pid)
     for _ in range(100):
         try:
             httpx.get(f"http://127.0.0.1:{port}/0.xml", timeout=1)
@@ -112,7 +112,7 @@ async def dohawatch_rounds(urls: list[str], state: Path) -> list[tuple[float, fl
                 store,
                 FetcherMetrics(ctx.registry),
                 AddressPolicy.parse(settings.fetch_allowed_networks),
-                HostGate(CONCURRENCY, 0),
+                HostGate(CONCURRENCY, 0, CONCURRENCY),
             )
             limit = asyncio.Semaphore(CONCURRENCY)
 
@@ -148,8 +148,7 @@ def reader_rounds(urls: list[str], state: Path) -> list[tuple[float, float]]:
 
 
 def main() -> int:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    pin_to_one_core()
     with tempfile.TemporaryDirectory(prefix="dohawatch-bench-") as tmp:
         root = Path(tmp)
         (root / "www").mkdir()

@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -302,3 +303,16 @@ async def test_brotli_and_gzip_bodies_are_decoded(
         new = poller.metrics.items.labels("Wire")._value.get()
     assert new == 2, "each body was decoded and parsed"
     assert "br" in server.requests[0].headers.get("Accept-Encoding", "")
+
+
+async def test_requests_in_flight_are_capped_in_all(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """With fetch_max_in_flight=1 three slow feeds are fetched one after the other."""
+    server.default = Answer(200, RSS, delay=0.3)
+    feeds = [feed(server, f"/f{i}.xml").model_copy(update={"name": f"W{i}"}) for i in range(3)]
+    async with fetcher(settings, fetch_per_host=3) as (ctx, poller):
+        poller = replace(poller, gate=HostGate(3, 0, total=1))
+        await asyncio.gather(*(poll_once(ctx, poller, f) for f in feeds))
+    starts = sorted(r.received for r in server.requests)
+    assert all(b - a >= 0.28 for a, b in itertools.pairwise(starts))
