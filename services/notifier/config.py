@@ -77,7 +77,7 @@ def _secret(route: RouteConfig, variable: str | None, fallback: str | None, what
             raise ConfigError(f"routes.{route.name}: {what} variable {variable} is not set")
         return value
     if not fallback:
-        raise ConfigError(f"routes.{route.name}: no {what}; set {route.sink}'s variable")
+        raise ConfigError(f"routes.{route.name}: no {what} is set")
     return fallback
 
 
@@ -94,7 +94,12 @@ def make_sink(
     if route.sink == "console":
         return ConsoleSink()
     if route.sink == "slack":
-        url = _secret(route, route.url_env, _reveal(settings.slack_webhook_url), "webhook URL")
+        url = _secret(
+            route,
+            route.url_env,
+            _reveal(settings.slack_webhook_url),
+            "webhook URL (DOHAWATCH_SLACK_WEBHOOK_URL or url_env)",
+        )
         return SlackWebhookSink(client, url)
     if route.sink == "slack-bot":
         token = _reveal(settings.slack_bot_token)
@@ -109,10 +114,15 @@ def make_sink(
             settings.slack_thread_mode,
         )
     if route.sink == "webhook":
-        url = route.url or _secret(route, route.url_env, _reveal(settings.webhook_url), "URL")
+        url = route.url or _secret(
+            route,
+            route.url_env,
+            _reveal(settings.webhook_url),
+            "URL (DOHAWATCH_WEBHOOK_URL, url or url_env)",
+        )
         key = _reveal(settings.webhook_secret)
         if route.secret_env or key:
-            key = _secret(route, route.secret_env, key, "HMAC secret")
+            key = _secret(route, route.secret_env, key, "HMAC secret (secret_env)")
         return WebhookSink(client, route.name, url, key.encode() if key else None)
     recipients: Sequence[str] = route.to or settings.smtp_recipients
     if not settings.smtp_host or not recipients:
