@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 # mypy can read. Adding or removing a module changes a package directory's mtime,
 # which re-runs the install so the link tree follows.
 PACKAGE_DIRS := services $(wildcard services/*/) shared
+# Modules setup.py compiles with mypyc: editing one rebuilds it.
+COMPILED := services/classifier/engine.py
 
 TOOLS_STAMP := $(VENV)/.tools
 
@@ -15,7 +17,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/python pyproject.toml $(PACKAGE_DIRS)
+$(VENV)/.installed: $(BIN)/python pyproject.toml setup.py $(COMPILED) $(PACKAGE_DIRS)
 	$(BIN)/python -m pip install --quiet -e '.[dev]' --config-settings editable_mode=strict
 	touch $@
 
@@ -70,3 +72,4 @@ check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find services -name "*.so" -delete

@@ -1,8 +1,21 @@
 """The classifier's pure core: a compiled topic pack applied to an item's text.
 
-Matching is one Aho-Corasick pass over the lower-cased title and summary that
-finds every term of every group at once; rules are then evaluated on the few
-hits per sentence. Nothing here does I/O or reads the clock.
+How an item is read:
+
+1. Title and summary are normalised: lower-cased, every character that is not
+   a letter or digit made a space, padded with a space each side. ASCII text,
+   almost all news, is translated as bytes; other text goes through a regex.
+2. One Aho-Corasick pass per field finds every key of every term group and
+   entity alias at once. Keys carry their padding spaces, so they match whole
+   words only, and "al-Hayya" and "al Hayya" are one key.
+3. A key's term groups and entities are bits of one integer. A rule is a mask
+   as well: it holds in a sentence when the sentence's mask contains it. Rules
+   are tried on the item's mask first, so most fail without a look at
+   sentences, and the summary is split into sentences only when a rule needs it.
+4. Positions are read only for what is reported: the cancel window before an
+   anchor, and the spans of the rules and entities that matched.
+
+Nothing here does I/O or reads the clock.
 """
 
 from __future__ import annotations
@@ -13,82 +26,64 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Literal, NamedTuple
+from typing import Literal
 
-import ahocorasick
+import ahocorasick_rs
 from dohawatch.shared import ids
 from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
 from pydantic import TypeAdapter
 
-from .pack import EventSpec, Rule, TopicPack, expand
+from .pack import Rule, TopicPack, expand
 
-__all__ = ["ENGINE_VERSION", "Classification", "Classifier"]
+__all__ = ["ENGINE_VERSION", "Classification", "Classifier", "FoundEntity", "FoundEvent", "Span"]
 
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"
+
+FieldName = Literal["title", "summary"]
+Span = tuple[FieldName, int, int, str]
+"""Evidence as plain data: field, start, end (one past the last character), text."""
+FoundEvent = tuple[str, float, tuple[Span, ...]]
+"""An event tag: type, confidence, evidence."""
+FoundEntity = tuple[str, str, float | None, str | None, tuple[Span, ...]]
+"""An entity or figure: kind, canonical name, value, unit, evidence."""
+
+_Hit = tuple[int, int, int]  # key index, start, end + 2 (the key's padding) in its field
+_Sentence = tuple[FieldName, str, list[_Hit], int]  # field, its text, hits, mask
 
 # A sentence ends at . ! ? followed by space and an upper-case letter or a quote;
 # abbreviations such as "U.S. officials" stay inside their sentence.
 _SENTENCE_END = re.compile(r"[.!?][\"'’”)]?\s+(?=[\"'‘“(]?[A-Z0-9])")
-FieldName = Literal["title", "summary"]
-
-
-def _fields(title: str, summary: str) -> tuple[tuple[FieldName, str], ...]:
-    return (("title", title), ("summary", summary))
-
-
-class _Hit(NamedTuple):  # a tuple: the engine makes dozens per item
-    field: FieldName
-    start: int
-    end: int
-    sentence: int  # sentence index within the field; the title is one sentence
-    text: str
-
-    def span(self) -> dict[str, object]:
-        """The hit as an ``EvidenceSpan``'s fields."""
-        return {"field": self.field, "start": self.start, "end": self.end, "text": self.text}
-
-
-_EVENTS: TypeAdapter[tuple[TaggedEvent, ...]] = TypeAdapter(tuple[TaggedEvent, ...])
-_ENTITIES: TypeAdapter[tuple[Entity, ...]] = TypeAdapter(tuple[Entity, ...])
-_SPANS: TypeAdapter[tuple[EvidenceSpan, ...]] = TypeAdapter(tuple[EvidenceSpan, ...])
-
-
-@dataclass(frozen=True)
-class Classification:
-    """What the classifier concluded about one item.
-
-    The findings are plain data (``event_data``, ``entity_data``); the contract
-    models are validated from them in one pass when first read, which costs
-    more than finding them (``make bench`` measures both).
-    """
-
-    relevant: bool
-    relevance: float
-    event_types: tuple[str, ...]  # strongest first
-    event_data: tuple[dict[str, object], ...]
-    entity_data: tuple[dict[str, object], ...]
-    relevance_data: tuple[dict[str, object], ...] = ()
-
-    @cached_property
-    def events(self) -> tuple[TaggedEvent, ...]:
-        """The event tags with their evidence, strongest first."""
-        return _EVENTS.validate_python(self.event_data)
-
-    @cached_property
-    def entities(self) -> tuple[Entity, ...]:
-        """Actors, people and places mentioned, then the figures."""
-        return _ENTITIES.validate_python(self.entity_data)
-
-    @cached_property
-    def relevance_evidence(self) -> tuple[EvidenceSpan, ...]:
-        """The spans of the strongest relevance rule that matched."""
-        return _SPANS.validate_python(self.relevance_data)
-
-
-# Everything but letters, digits and the plain space becomes a space; spaces
-# themselves are left alone, which keeps the substitutions few.
-_NOT_WORD = re.compile(r"[^\w ]|_")
 _NUMBER = re.compile(r"\d[\d,.]*")  # each match is one whole number: its start is a start
+_NOT_WORD = re.compile(r"[^\w ]|_")  # every character but letters, digits and the space
+
+
+def _table(classes: dict[bytes, int], other: int) -> bytes:
+    """A 256-byte translation table: each byte of a key of ``classes`` to its value."""
+    table = bytearray([other]) * 256
+    for members, to in classes.items():
+        for byte in members:
+            table[byte] = to
+    return bytes(table)
+
+
+_UPPER = bytes(range(65, 91))
+_LOWER = bytes(range(97, 123))
+_DIGITS = b"0123456789"
+# ASCII words: letters lower-cased, digits kept, every other byte a space.
+_ASCII_WORDS = bytes(
+    c + 32 if c in _UPPER else c if c in _LOWER or c in _DIGITS else 32 for c in range(256)
+)
+# ASCII character classes, so that sentence ends and numbers are found by
+# searching for one literal byte, which is much faster than a character class:
+# "." and "!" end a sentence, "q" quotes it, "A" may begin one, "0" is a digit.
+_ASCII_CLASSES = _table(
+    {b".": ord("."), b"!?": ord("!"), b"\"'": ord("q"), b")": ord(")"), b"(": ord("(")}
+    | {b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f": 32, _UPPER: ord("A"), _DIGITS: ord("0"), b",": ord(",")},
+    ord("x"),
+)
+_ASCII_FULL_STOP = re.compile(rb"\.[q)]? +(?=[q(]?[A0])")
+_ASCII_OTHER_STOP = re.compile(rb"![q)]? +(?=[q(]?[A0])")
+_ASCII_NUMBER = re.compile(rb"0[0,.]*")
 
 
 def _lower_same_length(text: str) -> str:
@@ -106,19 +101,162 @@ def _words(text: str) -> str:
     return f" {_NOT_WORD.sub(' ', _lower_same_length(text))} "
 
 
-def _at(pattern: re.Pattern[str], text: str, starts: list[int]) -> list[re.Match[str]]:
-    """``pattern``'s non-overlapping matches that begin at one of ``starts``."""
-    found: list[re.Match[str]] = []
-    end = -1
-    for start in starts:
-        if start >= end and (m := pattern.match(text, start)):
-            found.append(m)
-            end = m.end()
-    return found
+def _span(field: FieldName, text: str, hit: _Hit) -> Span:
+    start, end = hit[1], hit[2] - 2
+    return (field, start, end, text[start:end])
 
 
-def _sentence_starts(text: str) -> list[int]:
-    return [0] + [m.end() for m in _SENTENCE_END.finditer(text)]
+def _span_dicts(spans: tuple[Span, ...]) -> list[dict[str, object]]:
+    return [{"field": f, "start": s, "end": e, "text": t} for f, s, e, t in spans]
+
+
+_EVENTS: TypeAdapter[tuple[TaggedEvent, ...]] = TypeAdapter(tuple[TaggedEvent, ...])
+_ENTITIES: TypeAdapter[tuple[Entity, ...]] = TypeAdapter(tuple[Entity, ...])
+_SPANS: TypeAdapter[tuple[EvidenceSpan, ...]] = TypeAdapter(tuple[EvidenceSpan, ...])
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What the classifier concluded about one item.
+
+    The findings are plain tuples; :meth:`event_dicts` and :meth:`entity_dicts`
+    give them the contract's JSON shape, and the contract models are validated
+    from those when first read (``make bench`` measures both ways).
+    """
+
+    relevant: bool
+    relevance: float
+    event_types: tuple[str, ...]  # strongest first
+    found_events: tuple[FoundEvent, ...]
+    found_entities: tuple[FoundEntity, ...]
+    relevance_spans: tuple[Span, ...] = ()
+
+    def event_dicts(self) -> list[dict[str, object]]:
+        """The event tags as ``TaggedEvent`` JSON objects, strongest first."""
+        return [
+            {"type": t, "confidence": c, "evidence": _span_dicts(spans)}
+            for t, c, spans in self.found_events
+        ]
+
+    def entity_dicts(self) -> list[dict[str, object]]:
+        """The entities and figures as ``Entity`` JSON objects."""
+        return [
+            {"kind": k, "name": n, "value": v, "unit": u, "evidence": _span_dicts(spans)}
+            for k, n, v, u, spans in self.found_entities
+        ]
+
+    @cached_property
+    def events(self) -> tuple[TaggedEvent, ...]:
+        """The event tags with their evidence, strongest first."""
+        return _EVENTS.validate_python(self.event_dicts())
+
+    @cached_property
+    def entities(self) -> tuple[Entity, ...]:
+        """Actors, people and places mentioned, then the figures."""
+        return _ENTITIES.validate_python(self.entity_dicts())
+
+    @cached_property
+    def relevance_evidence(self) -> tuple[EvidenceSpan, ...]:
+        """The spans of the strongest relevance rule that matched."""
+        return _SPANS.validate_python(_span_dicts(self.relevance_spans))
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """A pack rule as bits: ``need`` holds every group, ``groups`` each in order."""
+
+    need: int
+    groups: tuple[int, ...]  # the anchor first
+    whole_item: bool
+    confidence: float
+    cancel: int = 0
+    window: int = 0
+    score: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    name: str
+    rank: int
+    rules: tuple[_Rule, ...]
+    need: int  # the groups every rule shares: an item without them cannot match
+
+
+@dataclass(frozen=True, slots=True)
+class _Figure:
+    name: str
+    pattern: re.Pattern[str]
+    unit: str
+    at_numbers: bool  # begins with its number: tried only where numbers begin
+
+
+class _Item:
+    """One item read: its sentences with their hits and masks, the entity
+    mentions, and where numbers begin."""
+
+    __slots__ = ("entity_hits", "key_mask", "mask", "numbers", "sentences")
+
+    def __init__(self, key_mask: list[int]) -> None:
+        self.key_mask = key_mask
+        self.mask = 0
+        self.sentences: list[_Sentence] = []  # the title, then the summary's, in order
+        self.entity_hits: list[tuple[FieldName, str, _Hit]] = []
+        self.numbers: list[tuple[FieldName, str, list[int]]] = []
+
+    def match(self, rule: _Rule) -> list[Span] | None:
+        """The spans that satisfy ``rule``, anchor first and one per group, or None."""
+        need = rule.need
+        if self.mask & need != need:
+            return None
+        cancel = rule.cancel & self.mask
+        anchor_bit = rule.groups[0]
+        if rule.whole_item:
+            for field, text, hits, mask in self.sentences:
+                if mask & anchor_bit:
+                    hit = self._anchor(hits, anchor_bit, cancel & mask, rule.window)
+                    if hit is not None:
+                        chosen = [_span(field, text, hit)]
+                        for bit in rule.groups[1:]:
+                            chosen.append(self._first(self.sentences, bit))
+                        return chosen
+            return None
+        if len(rule.groups) == 1 and not cancel:
+            return [self._first(self.sentences, need)]
+        for sentence in self.sentences:
+            field, text, hits, mask = sentence
+            if mask & need == need:
+                hit = self._anchor(hits, anchor_bit, cancel & mask, rule.window)
+                if hit is not None:
+                    chosen = [_span(field, text, hit)]
+                    for bit in rule.groups[1:]:
+                        chosen.append(self._first([sentence], bit))
+                    return chosen
+        return None
+
+    def _anchor(self, hits: list[_Hit], bit: int, cancel: int, window: int) -> _Hit | None:
+        """The first hit of ``bit`` with no cancel hit ending ``window`` characters before it."""
+        key_mask = self.key_mask
+        for hit in hits:
+            if key_mask[hit[0]] & bit:
+                if not cancel:
+                    return hit
+                start = hit[1]
+                for k, _, end in hits:
+                    if key_mask[k] & cancel and 0 <= start - (end - 2) <= window:
+                        break
+                else:
+                    return hit
+        return None
+
+    def _first(self, sentences: list[_Sentence], bit: int) -> Span:
+        """The first hit of ``bit`` in ``sentences``, which must hold one."""
+        key_mask = self.key_mask
+        for field, text, hits, mask in sentences:
+            if mask & bit:
+                for hit in hits:
+                    if key_mask[hit[0]] & bit:
+                        return _span(field, text, hit)
+        raise AssertionError("no hit of a group the mask holds")
 
 
 class Classifier:
@@ -127,134 +265,124 @@ class Classifier:
     def __init__(self, pack: TopicPack) -> None:
         self.pack = pack
         self.version = f"{pack.name}@{pack.version}/engine-{ENGINE_VERSION}"
-        self._severity_rank = {name: spec.severity.rank for name, spec in pack.events.items()}
-        automaton = ahocorasick.Automaton()
-        keys: dict[str, set[str]] = defaultdict(set)
+        bit = {group: 1 << i for i, group in enumerate(pack.terms)}
+        entity_names = list(pack.entities)
+        keys: dict[str, int] = defaultdict(int)  # normalised key -> its bits
         for group, phrases in pack.terms.items():
             for phrase in phrases:
                 for variant in expand(phrase):
-                    keys[variant.lower()].add(group)
-        for name, entity in pack.entities.items():
+                    keys[_words(variant)] |= bit[group]
+        first_entity = len(bit)
+        for i, entity in enumerate(pack.entities.values()):
             for alias in entity.aliases:
                 for variant in expand(alias):
-                    keys[variant.lower()].add(f"@{name}")
-        merged: dict[str, set[str]] = defaultdict(set)
-        for key, groups in keys.items():
-            merged[_words(key)] |= groups  # "al-Hayya" and "al Hayya" are one key
-        for key, groups in merged.items():
-            automaton.add_word(key, (len(key) - 2, frozenset(groups)))
-        automaton.make_automaton()
-        self._automaton = automaton
+                    keys[_words(variant)] |= 1 << (first_entity + i)
+        self._keys = list(keys)
+        self._key_mask = list(keys.values())
+        self._entities_of: list[tuple[int, ...]] = [
+            tuple(i for i in range(len(entity_names)) if mask >> (first_entity + i) & 1)
+            for mask in self._key_mask
+        ]
+        self._entity_meta = [(pack.entities[n].kind, n) for n in entity_names]
+        self._ascii = ahocorasick_rs.BytesAhoCorasick([k.encode() for k in self._keys])
+        self._text = ahocorasick_rs.AhoCorasick(self._keys)
+
+        def compiled(rule: Rule, cancel: tuple[str, ...] = (), window: int = 0) -> _Rule:
+            groups = tuple(bit[g] for g in rule.all)
+            need = 0
+            for b in groups:
+                need |= b
+            cancel_bits = 0
+            for g in cancel:
+                cancel_bits |= bit[g]
+            return _Rule(
+                need=need,
+                groups=groups,
+                whole_item=rule.scope == "item",
+                confidence=rule.confidence,
+                cancel=cancel_bits,
+                window=window,
+                score=getattr(rule, "score", 0.0),
+            )
+
+        self._relevance = [compiled(r) for r in pack.relevance.rules]
+        self._events = []
+        for name, spec in pack.events.items():
+            rules = tuple(compiled(r, spec.cancel, spec.cancel_window) for r in spec.rules)
+            shared = rules[0].need
+            for r in rules[1:]:
+                shared &= r.need
+            self._events.append(_Event(name, spec.severity.rank, rules, shared))
         self._figures = [
-            (name, re.compile(spec.pattern, re.IGNORECASE), spec.unit)
+            _Figure(
+                name,
+                re.compile(spec.pattern, re.IGNORECASE),
+                spec.unit,
+                spec.pattern.startswith(r"(?P<value>\d"),
+            )
             for name, spec in pack.figures.items()
         ]
-        # Patterns that begin with their number are tried only where a number
-        # begins, instead of at every character (the figures cost most otherwise).
-        self._at_numbers = [p.pattern.startswith(r"(?P<value>\d") for _, p, _ in self._figures]
 
-    def _hits(self, title: str, summary: str) -> dict[str, list[_Hit]]:
-        """Every group's hits, in text order, on word boundaries."""
-        by_group: dict[str, list[_Hit]] = defaultdict(list)
-        for name, text in _fields(title, summary):
-            starts = _sentence_starts(text) if name == "summary" else [0]
-            # Keys carry their padding spaces, so a hit ends one past the word and
-            # the padding shifts offsets by one: they fall back on ``text``'s own.
-            for end_index, (length, groups) in self._automaton.iter(_words(text)):
-                start = end_index - length - 1
-                end = start + length
-                hit = _Hit(name, start, end, bisect_right(starts, start) - 1, text[start:end])
-                for group in groups:
-                    by_group[group].append(hit)
-        return by_group
-
-    @staticmethod
-    def _match(
-        rule: Rule, hits: dict[str, list[_Hit]], cancel: tuple[str, ...] = (), window: int = 0
-    ) -> list[_Hit] | None:
-        """The hits that satisfy ``rule`` (one per group), or None."""
-        anchors = hits.get(rule.all[0], [])
-        for anchor in anchors:
-            if any(
-                c.field == anchor.field
-                and c.sentence == anchor.sentence
-                and c.end <= anchor.start
-                and anchor.start - c.end <= window
-                for group in cancel
-                for c in hits.get(group, ())
-            ):
-                continue
-            chosen = [anchor]
-            for group in rule.all[1:]:
-                found = next(
-                    (
-                        h
-                        for h in hits.get(group, ())
-                        if rule.scope == "item"
-                        or (h.field == anchor.field and h.sentence == anchor.sentence)
-                    ),
-                    None,
+    def _read(self, title: str, summary: str) -> _Item:
+        """Find every key in both fields, sort the hits into sentences, note the
+        entity mentions and where numbers begin."""
+        item = _Item(self._key_mask)
+        key_mask = self._key_mask
+        entities_of = self._entities_of
+        entity_hits = item.entity_hits
+        field: FieldName
+        ends: list[int] = []
+        for field, text in (("title", title), ("summary", summary)):
+            if text.isascii():
+                raw = text.encode("ascii")
+                hits = self._ascii.find_matches_as_indexes(
+                    b" " + raw.translate(_ASCII_WORDS) + b" ", overlapping=True
                 )
-                if found is None:
-                    break
-                chosen.append(found)
+                classes = raw.translate(_ASCII_CLASSES)
+                numbers = [m.start() for m in _ASCII_NUMBER.finditer(classes)]
+                if field == "summary":
+                    ends = [m.end() for m in _ASCII_FULL_STOP.finditer(classes)]
+                    if b"!" in classes:
+                        ends = sorted(ends + [m.end() for m in _ASCII_OTHER_STOP.finditer(classes)])
             else:
-                return chosen
-        return None
-
-    def _event(
-        self, name: str, spec: EventSpec, hits: dict[str, list[_Hit]]
-    ) -> tuple[str, float, list[dict[str, object]]] | None:
-        best: tuple[float, list[_Hit]] | None = None
-        for rule in spec.rules:
-            chosen = self._match(rule, hits, spec.cancel, spec.cancel_window)
-            if chosen is None:
+                hits = self._text.find_matches_as_indexes(_words(text), overlapping=True)
+                numbers = [m.start() for m in _NUMBER.finditer(text)]
+                if field == "summary":
+                    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+            if numbers:
+                item.numbers.append((field, text, numbers))
+            if not hits:
                 continue
-            confidence = min(0.99, rule.confidence + (0.1 if chosen[0].field == "title" else 0))
-            if best is None or confidence > best[0]:
-                best = (confidence, chosen)
-        if best is None:
-            return None
-        spans = [h.span() for h in sorted(set(best[1]), key=lambda h: (h.field, h.start))]
-        return name, round(best[0], 3), spans
-
-    def _entities(
-        self, title: str, summary: str, hits: dict[str, list[_Hit]]
-    ) -> tuple[dict[str, object], ...]:
-        found: list[dict[str, object]] = [
-            {
-                "kind": self.pack.entities[group[1:]].kind,
-                "name": group[1:],
-                "evidence": [h.span() for h in group_hits[:3]],
-            }
-            for group, group_hits in hits.items()
-            if group.startswith("@")
-        ]
-        for field_name, text in _fields(title, summary):
-            starts = [m.start() for m in _NUMBER.finditer(text)]
-            if not starts:
+            if field == "title":  # one sentence
+                mask = 0
+                for hit in hits:
+                    mask |= key_mask[hit[0]]
+                    if entities_of[hit[0]]:
+                        entity_hits.append((field, text, hit))
+                item.sentences.append((field, text, hits, mask))
+                item.mask = mask
                 continue
-            for (name, pattern, unit), at_numbers in zip(
-                self._figures, self._at_numbers, strict=True
-            ):
-                matches = _at(pattern, text, starts) if at_numbers else pattern.finditer(text)
-                for m in matches:
-                    span = {
-                        "field": field_name,
-                        "start": m.start(),
-                        "end": m.end(),
-                        "text": m.group(0),
-                    }
-                    found.append(
-                        {
-                            "kind": "figure",
-                            "name": name,
-                            "value": float(m.group("value").replace(",", "")),
-                            "unit": unit,
-                            "evidence": [span],
-                        }
-                    )
-        return tuple(found)
+            starts = [0, *ends]
+            last = len(starts) - 1
+            buckets: list[list[_Hit]] = [[] for _ in starts]
+            masks = [0] * len(starts)
+            i, low, high = 0, 0, starts[1] if last else len(text) + 1
+            bucket = buckets[0]
+            for hit in hits:
+                start = hit[1]
+                if not low <= start < high:  # the next sentence, seldom an earlier one
+                    i = bisect_right(starts, start) - 1
+                    low, high = starts[i], starts[i + 1] if i < last else len(text) + 1
+                    bucket = buckets[i]
+                bucket.append(hit)
+                masks[i] |= key_mask[hit[0]]
+                if entities_of[hit[0]]:
+                    entity_hits.append((field, text, hit))
+            for bucket, mask in zip(buckets, masks, strict=True):
+                if bucket:
+                    item.sentences.append((field, text, bucket, mask))
+                    item.mask |= mask
+        return item
 
     def classify(self, title: str, summary: str) -> Classification:
         """Tag one item's text.
@@ -267,39 +395,89 @@ class Classifier:
             Relevance score and flag, the event types (only when relevant,
             strongest first) with their evidence, and the entities and figures.
         """
-        hits = self._hits(title, summary)
+        item = self._read(title, summary)
         score = 0.0
-        evidence: tuple[dict[str, object], ...] = ()
+        evidence: list[Span] = []
         positive: float | None = None
-        for rule in self.pack.relevance.rules:
-            chosen = self._match(rule, hits)
-            if chosen is None:
-                continue
+        for rule in self._relevance:
             if rule.score < 0:
-                score += rule.score
+                if item.mask & rule.need == rule.need and item.match(rule) is not None:
+                    score += rule.score
             elif positive is None or rule.score > positive:
-                positive = rule.score
-                evidence = tuple(h.span() for h in chosen)
-        events: list[tuple[str, float, list[dict[str, object]]]] = []
+                chosen = item.match(rule)
+                if chosen is not None:
+                    positive, evidence = rule.score, chosen
+        events: list[tuple[int, float, str, tuple[Span, ...]]] = []
         if positive is not None:
-            for name, spec in self.pack.events.items():
-                tagged = self._event(name, spec, hits)
-                if tagged is not None:
-                    events.append(tagged)
+            events = self._tagged(item)
             score += positive + self.pack.relevance.event_bonus * len(events)
         relevance = round(min(1.0, max(0.0, score)), 3)
         relevant = relevance >= self.pack.relevance.threshold
         if not relevant:
             events = []
-        events.sort(key=lambda e: (-self._severity_rank[e[0]], -e[1]))
+        events.sort(key=lambda e: (-e[0], -e[1]))
         return Classification(
             relevant,
             relevance,
-            tuple(name for name, _, _ in events),
-            tuple({"type": t, "confidence": c, "evidence": spans} for t, c, spans in events),
-            self._entities(title, summary, hits),
-            evidence,
+            tuple(e[2] for e in events),
+            tuple((name, confidence, spans) for _, confidence, name, spans in events),
+            self._entities(item) + self._figures_found(item),
+            tuple(evidence),
         )
+
+    def _tagged(self, item: _Item) -> list[tuple[int, float, str, tuple[Span, ...]]]:
+        """Each event type the item shows: rank, confidence, name, evidence."""
+        found = []
+        mask = item.mask
+        for event in self._events:
+            if mask & event.need != event.need:
+                continue
+            best: tuple[float, list[Span]] | None = None
+            for rule in event.rules:
+                chosen = item.match(rule)
+                if chosen is None:
+                    continue
+                confidence = min(0.99, rule.confidence + (0.1 if chosen[0][0] == "title" else 0))
+                if best is None or confidence > best[0]:
+                    best = (confidence, chosen)
+            if best is not None:
+                spans = tuple(sorted(set(best[1]), key=lambda s: (s[0], s[1], s[2])))
+                found.append((event.rank, round(best[0], 3), event.name, spans))
+        return found
+
+    def _entities(self, item: _Item) -> tuple[FoundEntity, ...]:
+        """Entities in order of first mention, each with its first three mentions."""
+        entities_of = self._entities_of
+        mentions: dict[int, list[Span]] = {}
+        for field, text, hit in item.entity_hits:
+            for i in entities_of[hit[0]]:
+                spans = mentions.get(i)
+                if spans is None:
+                    mentions[i] = [_span(field, text, hit)]
+                elif len(spans) < 3:
+                    spans.append(_span(field, text, hit))
+        meta = self._entity_meta
+        return tuple((*meta[i], None, None, tuple(spans)) for i, spans in mentions.items())
+
+    def _figures_found(self, item: _Item) -> tuple[FoundEntity, ...]:
+        """The pack's figures, each with its value and unit."""
+        found: list[FoundEntity] = []
+        for field, text, starts in item.numbers:
+            for figure in self._figures:
+                if figure.at_numbers:
+                    matches: list[re.Match[str]] = []
+                    end = -1
+                    for start in starts:
+                        if start >= end and (m := figure.pattern.match(text, start)):
+                            matches.append(m)
+                            end = m.end()
+                else:
+                    matches = list(figure.pattern.finditer(text))
+                for m in matches:
+                    value = float(m.group("value").replace(",", ""))
+                    span: Span = (field, m.start(), m.end(), m.group(0))
+                    found.append(("figure", figure.name, value, figure.unit, (span,)))
+        return tuple(found)
 
     def story_key(self, item: NewsItem, result: Classification) -> str:
         """The story an item belongs to: the pack, its primary event type and UTC day.
