@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from .errors import DecodeError
 from .events import Alert, ClassifiedItem, NewsItem
 
-__all__ = ["CE_TYPES", "Headers", "Outgoing", "decode", "encode", "header"]
+__all__ = ["CE_TYPES", "Headers", "Outgoing", "decode", "encode", "encode_classified", "header"]
 
 Headers = list[tuple[str, bytes]]
 E = TypeVar("E", bound=BaseModel)
@@ -85,6 +85,17 @@ _KINDS: dict[type[BaseModel], _Kind] = {
 CE_TYPES: dict[type[BaseModel], str] = {model: kind.ce_type for model, kind in _KINDS.items()}
 
 
+def _headers(kind: _Kind, ce_id: str, ce_time: datetime) -> Headers:
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", ce_id.encode()),
+        ("ce_source", kind.source.encode()),
+        ("ce_type", kind.ce_type.encode()),
+        ("ce_time", ce_time.isoformat().encode()),
+        ("content-type", b"application/json"),
+    ]
+
+
 def encode(event: BaseModel, topic: str) -> Outgoing:
     """Encode a contract event as a Kafka message for ``topic``.
 
@@ -92,15 +103,15 @@ def encode(event: BaseModel, topic: str) -> Outgoing:
         KeyError: ``event`` is not one of the contract models.
     """
     kind = _KINDS[type(event)]
-    headers: Headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", kind.ce_id(event).encode()),
-        ("ce_source", kind.source.encode()),
-        ("ce_type", kind.ce_type.encode()),
-        ("ce_time", kind.ce_time(event).isoformat().encode()),
-        ("content-type", b"application/json"),
-    ]
+    headers = _headers(kind, kind.ce_id(event), kind.ce_time(event))
     return Outgoing(topic, kind.key(event).encode(), event.model_dump_json().encode(), headers)
+
+
+def encode_classified(item: NewsItem, story_key: str, body: bytes, topic: str) -> Outgoing:
+    """The message :func:`encode` makes of a ``ClassifiedItem`` about ``item``, from
+    its JSON ``body`` already written (the classifier's hot path skips the model)."""
+    headers = _headers(_KINDS[ClassifiedItem], item.item_id, item.fetched_at)
+    return Outgoing(topic, story_key.encode(), body, headers)
 
 
 def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:

@@ -75,11 +75,17 @@ def client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
 
 
 def make_producer(settings: Settings, bootstrap: str) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas and batches for 5 ms."""
+    """A producer that waits for all in-sync replicas and batches for 5 ms.
+
+    aiokafka holds one batch per partition and makes ``send`` wait while it is
+    full, so its 16 KiB default paced a classifier batch of 500 messages (about
+    1.1 MB) as some 70 round trips; 512 KiB makes it two or three.
+    """
     return AIOKafkaProducer(
         **client_options(settings, bootstrap),
         acks="all",
         linger_ms=5,
+        max_batch_size=512 * 1024,
         enable_idempotence=settings.kafka_idempotence,
     )
 

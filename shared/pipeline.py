@@ -191,7 +191,7 @@ async def run_pipeline(
     deadletter_topic: str,
     metrics: PipelineMetrics,
     stop: asyncio.Event,
-    max_records: int = 500,
+    max_records: int = 2000,
 ) -> None:
     """Consume ``topics`` until ``stop`` is set, at least once (see module docstring).
 

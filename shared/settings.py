@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(
         50, ge=1, le=10_000, description="Latency floor of every stage (shared/DESIGN.md)."
     )
+    kafka_max_poll_records: int = Field(
+        2000,
+        ge=1,
+        le=100_000,
+        description="Most records a service takes in one batch; one commit per batch.",
+    )
     kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
     kafka_rebalance_timeout_ms: int = Field(
         10_000, ge=500, description="How long a rebalance may wait for members to rejoin."

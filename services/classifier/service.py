@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from dohawatch.shared.codec import Outgoing, encode
-from dohawatch.shared.events import ClassifiedItem, NewsItem
+import pydantic_core
+from dohawatch.shared.codec import Outgoing, encode_classified
+from dohawatch.shared.events import SCHEMA_VERSION, ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import PipelineMetrics
@@ -21,16 +22,16 @@ from dohawatch.shared.pipeline import run_pipeline
 from dohawatch.shared.runtime import ServiceContext
 from prometheus_client import CollectorRegistry, Counter
 
-from .engine import Classifier
+from .engine import Classification, Classifier
 
-__all__ = ["ClassifyHandler", "classify_item", "run_classifier"]
+__all__ = ["ClassifyHandler", "classified_json", "classify_item", "run_classifier"]
 
 log = logging.getLogger("dohawatch.classifier")
 GROUP_ID = "dohawatch-classifier"
 
 
 def classify_item(classifier: Classifier, item: NewsItem) -> ClassifiedItem:
-    """The contract event for ``item``."""
+    """The contract event for ``item``, as a validated model."""
     result = classifier.classify(item.title, item.summary)
     return ClassifiedItem(
         item=item,
@@ -43,40 +44,70 @@ def classify_item(classifier: Classifier, item: NewsItem) -> ClassifiedItem:
     )
 
 
+def classified_json(
+    classifier: Classifier, item: NewsItem, result: Classification, story_key: str
+) -> bytes:
+    """The ``ClassifiedItem`` JSON for ``item``, written from the findings directly.
+
+    Byte for byte what ``classify_item(...).model_dump_json()`` gives (a test holds
+    them together) at a fraction of the cost: validating a model per evidence
+    span costs more than classifying the item.
+    """
+    return pydantic_core.to_json(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "item": item,
+            "relevant": result.relevant,
+            "relevance": result.relevance,
+            "events": result.event_dicts(),
+            "entities": result.entity_dicts(),
+            "story_key": story_key,
+            "classifier_version": classifier.version,
+        }
+    )
+
+
 class ClassifyHandler:
     """Plugs the engine into the at-least-once loop."""
 
     def __init__(self, classifier: Classifier, topic: str, registry: CollectorRegistry) -> None:
         self.classifier = classifier
         self.topic = topic
-        self.items = Counter(
+        items = Counter(
             "dohawatch_classified_items_total", "Items classified.", ["relevant"], registry=registry
         )
-        self.events = Counter(
+        self._items = {True: items.labels("true"), False: items.labels("false")}
+        self._events = Counter(
             "dohawatch_classified_events_total",
             "Event tags by type.",
             ["event_type"],
             registry=registry,
         )
+        self._by_type = {name: self._events.labels(name) for name in classifier.pack.events}
 
     async def handle(self, events: Sequence[NewsItem]) -> list[Outgoing]:
         out = []
+        classifier = self.classifier
+        debug = log.isEnabledFor(logging.DEBUG)
         for item in events:
-            classified = classify_item(self.classifier, item)
-            self.items.labels(str(classified.relevant).lower()).inc()
-            for tagged in classified.events:
-                self.events.labels(tagged.type).inc()
-            log_event(
-                log,
-                "processed",
-                level=logging.DEBUG,
-                status="ok",
-                item_id=item.item_id,
-                story_key=classified.story_key,
-                relevant=classified.relevant,
-                events=[e.type for e in classified.events],
-            )
-            out.append(encode(classified, self.topic))
+            result = classifier.classify(item.title, item.summary)
+            story_key = classifier.story_key(item, result)
+            self._items[result.relevant].inc()
+            for event_type in result.event_types:
+                self._by_type[event_type].inc()
+            if debug:
+                log_event(
+                    log,
+                    "processed",
+                    level=logging.DEBUG,
+                    status="ok",
+                    item_id=item.item_id,
+                    story_key=story_key,
+                    relevant=result.relevant,
+                    events=list(result.event_types),
+                )
+            body = classified_json(classifier, item, result, story_key)
+            out.append(encode_classified(item, story_key, body, self.topic))
         return out
 
     async def acknowledged(self) -> None:
@@ -99,6 +130,7 @@ async def run_classifier(ctx: ServiceContext, classifier: Classifier) -> None:
             deadletter_topic=ctx.topics.deadletter,
             metrics=PipelineMetrics(ctx.registry),
             stop=ctx.stop,
+            max_records=ctx.settings.kafka_max_poll_records,
         )
     finally:
         ctx.readiness.set("kafka", False)

@@ -147,6 +147,7 @@ async def run_notifier(
                 deadletter_topic=ctx.topics.deadletter,
                 metrics=PipelineMetrics(ctx.registry),
                 stop=ctx.stop,
+                max_records=ctx.settings.kafka_max_poll_records,
             )
         finally:
             ctx.readiness.set("kafka", False)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from dohawatch.classifier import engine
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, evaluate
 from dohawatch.classifier.pack import expand, load_pack
+from dohawatch.classifier.service import classified_json, classify_item
+from dohawatch.shared.codec import encode, encode_classified
 from dohawatch.shared.errors import PackError
 from dohawatch.shared.events import NewsItem
 
@@ -147,3 +152,64 @@ def test_brace_expansion() -> None:
         "recalled team",
         "recalled teams",
     ]
+
+
+def _corpus_items() -> list[NewsItem]:
+    when = datetime(2025, 7, 24, 9, 30, tzinfo=UTC)
+    rows = [json.loads(line) for line in CORPUS.read_text().splitlines()]
+    items = [
+        NewsItem(
+            item_id=f"it1-{i}",
+            feed_url="https://f.example/feed",
+            source="s",
+            url=f"https://f.example/{i}",
+            title=row["title"],
+            summary=row["summary"],
+            published_at=when if i % 2 else None,
+            fetched_at=when,
+        )
+        for i, row in enumerate(rows)
+    ]
+    # The same items with typographic quotes and dashes take the non-ASCII path.
+    return items + [
+        x.model_copy(update={"summary": x.summary.replace("'", "’").replace(" - ", " – ")})
+        for x in items[:60]
+    ]
+
+
+def test_the_classifier_writes_the_contract_json_byte_for_byte(doha: Classifier) -> None:
+    """The service's fast JSON equals the validated model's, message and headers alike."""
+    for item in _corpus_items():
+        model = classify_item(doha, item)
+        result = doha.classify(item.title, item.summary)
+        body = classified_json(doha, item, result, model.story_key)
+        assert body == model.model_dump_json().encode()
+        assert encode_classified(item, model.story_key, body, "t") == encode(model, "t")
+
+
+def test_compiled_and_interpreted_engines_agree(
+    doha: Classifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine mypyc compiled finds what its Python source finds, item for item."""
+    if not engine.__file__ or engine.__file__.endswith(".py"):
+        pytest.skip("the engine is not compiled in this install (no C compiler at build time)")
+    source = Path(engine.__file__).with_name("engine.py")
+    spec = importlib.util.spec_from_file_location("dohawatch.classifier._engine_source", source)
+    assert spec is not None
+    assert spec.loader is not None
+    interpreted = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, interpreted)  # dataclasses look it up
+    spec.loader.exec_module(interpreted)
+    assert interpreted.__file__.endswith(".py")
+    plain = interpreted.Classifier(doha.pack)
+    for item in _corpus_items():
+        ours, theirs = (
+            doha.classify(item.title, item.summary),
+            plain.classify(item.title, item.summary),
+        )
+        assert (ours.relevance, ours.found_events, ours.found_entities, ours.relevance_spans) == (
+            theirs.relevance,
+            theirs.found_events,
+            theirs.found_entities,
+            theirs.relevance_spans,
+        )
