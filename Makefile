@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The install is editable in "strict" mode: a tree of links to the sources that
 # mypy can read. Adding or removing a module changes a package directory's mtime,
 # which re-runs the install so the link tree follows.
-PACKAGE_DIRS := services $(wildcard services/*/) shared
+PACKAGE_DIRS := services $(wildcard services/*/) services/classifier/packs shared
 # Modules setup.py compiles with mypyc: editing one rebuilds it.
 COMPILED := services/classifier/engine.py
 

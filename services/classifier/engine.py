@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -81,9 +82,9 @@ _ASCII_CLASSES = _table(
     | {b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f": 32, _UPPER: ord("A"), _DIGITS: ord("0"), b",": ord(",")},
     ord("x"),
 )
-_ASCII_FULL_STOP = re.compile(rb"\.[q)]? +(?=[q(]?[A0])")
-_ASCII_OTHER_STOP = re.compile(rb"![q)]? +(?=[q(]?[A0])")
-_ASCII_NUMBER = re.compile(rb"0[0,.]*")
+_ascii_full_stops = re.compile(rb"\.[q)]? +(?=[q(]?[A0])").finditer
+_ascii_other_stops = re.compile(rb"![q)]? +(?=[q(]?[A0])").finditer
+_ascii_numbers = re.compile(rb"0[0,.]*").finditer
 
 
 def _lower_same_length(text: str) -> str:
@@ -185,7 +186,8 @@ class _Event:
 @dataclass(frozen=True, slots=True)
 class _Figure:
     name: str
-    pattern: re.Pattern[str]
+    match: Callable[[str, int], re.Match[str] | None]  # the pattern's, bound once
+    finditer: Callable[[str], Iterator[re.Match[str]]]
     unit: str
     at_numbers: bool  # begins with its number: tried only where numbers begin
 
@@ -284,8 +286,11 @@ class Classifier:
             for mask in self._key_mask
         ]
         self._entity_meta = [(pack.entities[n].kind, n) for n in entity_names]
-        self._ascii = ahocorasick_rs.BytesAhoCorasick([k.encode() for k in self._keys])
-        self._text = ahocorasick_rs.AhoCorasick(self._keys)
+        # Bound once: compiled code looks a method up by name at every call.
+        self._find_ascii = ahocorasick_rs.BytesAhoCorasick(
+            [k.encode() for k in self._keys]
+        ).find_matches_as_indexes
+        self._find_text = ahocorasick_rs.AhoCorasick(self._keys).find_matches_as_indexes
 
         def compiled(rule: Rule, cancel: tuple[str, ...] = (), window: int = 0) -> _Rule:
             groups = tuple(bit[g] for g in rule.all)
@@ -313,15 +318,13 @@ class Classifier:
             for r in rules[1:]:
                 shared &= r.need
             self._events.append(_Event(name, spec.severity.rank, rules, shared))
-        self._figures = [
-            _Figure(
-                name,
-                re.compile(spec.pattern, re.IGNORECASE),
-                spec.unit,
-                spec.pattern.startswith(r"(?P<value>\d"),
+        self._figures = []
+        for name, figure in pack.figures.items():
+            pattern = re.compile(figure.pattern, re.IGNORECASE)
+            at_numbers = figure.pattern.startswith(r"(?P<value>\d")
+            self._figures.append(
+                _Figure(name, pattern.match, pattern.finditer, figure.unit, at_numbers)
             )
-            for name, spec in pack.figures.items()
-        ]
 
     def _read(self, title: str, summary: str) -> _Item:
         """Find every key in both fields, sort the hits into sentences, note the
@@ -335,17 +338,15 @@ class Classifier:
         for field, text in (("title", title), ("summary", summary)):
             if text.isascii():
                 raw = text.encode("ascii")
-                hits = self._ascii.find_matches_as_indexes(
-                    b" " + raw.translate(_ASCII_WORDS) + b" ", overlapping=True
-                )
+                hits = self._find_ascii(b" " + raw.translate(_ASCII_WORDS) + b" ", True)
                 classes = raw.translate(_ASCII_CLASSES)
-                numbers = [m.start() for m in _ASCII_NUMBER.finditer(classes)]
+                numbers = [m.start() for m in _ascii_numbers(classes)]
                 if field == "summary":
-                    ends = [m.end() for m in _ASCII_FULL_STOP.finditer(classes)]
+                    ends = [m.end() for m in _ascii_full_stops(classes)]
                     if b"!" in classes:
-                        ends = sorted(ends + [m.end() for m in _ASCII_OTHER_STOP.finditer(classes)])
+                        ends = sorted(ends + [m.end() for m in _ascii_other_stops(classes)])
             else:
-                hits = self._text.find_matches_as_indexes(_words(text), overlapping=True)
+                hits = self._find_text(_words(text), True)
                 numbers = [m.start() for m in _NUMBER.finditer(text)]
                 if field == "summary":
                     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
@@ -468,11 +469,11 @@ class Classifier:
                     matches: list[re.Match[str]] = []
                     end = -1
                     for start in starts:
-                        if start >= end and (m := figure.pattern.match(text, start)):
+                        if start >= end and (m := figure.match(text, start)):
                             matches.append(m)
                             end = m.end()
                 else:
-                    matches = list(figure.pattern.finditer(text))
+                    matches = list(figure.finditer(text))
                 for m in matches:
                     value = float(m.group("value").replace(",", ""))
                     span: Span = (field, m.start(), m.end(), m.group(0))

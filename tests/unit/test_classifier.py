@@ -114,20 +114,51 @@ def test_story_key_joins_outlets_and_separates_developments(doha: Classifier) ->
     assert len({keys[0], keys[2], keys[3]}) == 3
 
 
-def test_the_engine_is_generic_over_packs(tmp_path: Path) -> None:
-    """Another story is another YAML pack, with no code change."""
-    pack = tmp_path / "strike.yaml"
-    pack.write_text(
-        "name: port-strike\nversion: '1'\ndescription: dock strike\n"
-        "terms:\n  union: [dockworkers, union]\n  strike: ['strik{e,es,ing}', walkout]\n"
-        "  end: ['{end,ends,ended} {the,} strike']\n"
-        "relevance: {rules: [{all: [union, strike], scope: item, score: 0.8}]}\n"
-        "events:\n  strike_ended:\n    description: the strike ends\n    severity: high\n"
-        "    rules: [{all: [end]}]\n",
-    )
-    c = Classifier(load_pack(str(pack)))
-    assert events(c, "Dockworkers union ends the strike") == {"strike_ended"}
-    assert not c.classify("Doha talks on Gaza ceasefire", "").relevant
+@pytest.fixture(scope="module")
+def strike() -> Classifier:
+    return Classifier(load_pack("port-strike"))
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "expected"),
+    [
+        (
+            "Dockworkers walk off the job at East Coast ports",
+            "The union said 45,000 longshoremen began the strike after talks broke down.",
+            {"strike_started"},
+        ),
+        (
+            "Union and port employers reach a tentative agreement, strike suspended",
+            "The deal includes a 62% wage increase over six years; workers return to work today.",
+            {"agreement_reached", "strike_ended"},
+        ),
+        (
+            "Longshore union denied it had called a strike at the ports",
+            "Bargaining with USMX could resume next week.",
+            set(),
+        ),
+    ],
+)
+def test_a_second_bundled_pack_runs_on_the_same_engine(
+    strike: Classifier, title: str, summary: str, expected: set[str]
+) -> None:
+    """Another story is another YAML pack: relevance, events, cancels and figures."""
+    result = strike.classify(title, summary)
+    assert result.relevant
+    assert set(result.event_types) == expected
+    assert strike.version.startswith("port-strike@")
+
+
+def test_each_pack_stays_on_its_own_story(doha: Classifier, strike: Classifier) -> None:
+    """The Doha pack ignores a port strike, and the strike pack ignores the Doha talks."""
+    port = ("Dockworkers strike shuts 36 ports", "The ILA union began its walkout at 12:01 a.m.")
+    talks = ("Israel recalls negotiating team from Doha", "Hamas rejected the ceasefire proposal.")
+    assert strike.classify(*port).relevant
+    assert not doha.classify(*port).relevant
+    assert doha.classify(*talks).relevant
+    assert not strike.classify(*talks).relevant
+    figures = {(e.name, e.value) for e in strike.classify(*port).entities if e.kind == "figure"}
+    assert ("ports", 36.0) in figures
 
 
 def test_an_invalid_pack_names_the_bad_key(tmp_path: Path) -> None:
