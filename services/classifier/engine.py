@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Literal
+from typing import Literal, cast
 
 import ahocorasick_rs
 from dohawatch.shared import ids
@@ -48,7 +48,10 @@ FoundEvent = tuple[str, float, tuple[Span, ...]]
 FoundEntity = tuple[str, str, float | None, str | None, tuple[Span, ...]]
 """An entity or figure: kind, canonical name, value, unit, evidence."""
 
-_Hit = tuple[int, int, int]  # key index, start, end + 2 (the key's padding) in its field
+# A hit: key index, start, end + 2 (the key's padding) in its field. Typed as a
+# plain tuple so that compiled code passes the finder's tuples on as they are
+# instead of unpacking each into a C struct and boxing it again when stored.
+_Hit = tuple[int, ...]
 _Sentence = tuple[FieldName, str, list[_Hit], int]  # field, its text, hits, mask
 
 # A sentence ends at . ! ? followed by space and an upper-case letter or a quote;
@@ -74,17 +77,57 @@ _DIGITS = b"0123456789"
 _ASCII_WORDS = bytes(
     c + 32 if c in _UPPER else c if c in _LOWER or c in _DIGITS else 32 for c in range(256)
 )
-# ASCII character classes, so that sentence ends and numbers are found by
-# searching for one literal byte, which is much faster than a character class:
+# ASCII character classes, so that sentence ends and numbers are found with
+# ``bytes.find`` (a regex costs more to start than these texts cost to scan):
 # "." and "!" end a sentence, "q" quotes it, "A" may begin one, "0" is a digit.
 _ASCII_CLASSES = _table(
     {b".": ord("."), b"!?": ord("!"), b"\"'": ord("q"), b")": ord(")"), b"(": ord("(")}
     | {b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f": 32, _UPPER: ord("A"), _DIGITS: ord("0"), b",": ord(",")},
     ord("x"),
 )
-_ascii_full_stops = re.compile(rb"\.[q)]? +(?=[q(]?[A0])").finditer
-_ascii_other_stops = re.compile(rb"![q)]? +(?=[q(]?[A0])").finditer
-_ascii_numbers = re.compile(rb"0[0,.]*").finditer
+_DIGIT, _COMMA, _DOT, _SPACE, _CAPITAL, _QUOTE, _OPEN, _CLOSE = b"0,. Aq()"
+
+
+def _ascii_numbers(classes: bytes) -> list[int]:
+    """Where numbers begin: each run of digits, commas and full stops that starts
+    with a digit (``\\d[\\d,.]*``, the regex's own reading), found with ``find``."""
+    starts = []
+    end = len(classes)
+    i = classes.find(b"0")
+    while i >= 0:
+        starts.append(i)
+        i += 1
+        while i < end and classes[i] in (_DIGIT, _COMMA, _DOT):
+            i += 1
+        i = classes.find(b"0", i)
+    return starts
+
+
+def _ascii_sentence_starts(classes: bytes) -> list[int]:
+    """Where sentences after the first begin: after "." or "!", an optional closing
+    quote, spaces, then a capital or digit, perhaps behind an opening quote
+    (``_SENTENCE_END`` for ASCII text, found with ``find``)."""
+    starts = []
+    end = len(classes)
+    for stop in (b".", b"!"):
+        i = classes.find(stop)
+        while i >= 0:
+            j = i + 1
+            if j < end and classes[j] in (_QUOTE, _CLOSE):
+                j += 1
+            k = j
+            while k < end and classes[k] == _SPACE:
+                k += 1
+            if k > j and k < end:
+                first = classes[k]
+                if first in (_QUOTE, _OPEN) and k + 1 < end:
+                    first = classes[k + 1]
+                if first in (_CAPITAL, _DIGIT):
+                    starts.append(k)
+            i = classes.find(stop, i + 1)
+    if len(starts) > 1:
+        starts.sort()
+    return starts
 
 
 def _lower_same_length(text: str) -> str:
@@ -100,6 +143,10 @@ def _words(text: str) -> str:
     space, and padded with a space each side: an automaton key `` key `` then
     matches whole words only, and offsets stay those of ``text`` plus one."""
     return f" {_NOT_WORD.sub(' ', _lower_same_length(text))} "
+
+
+def _strongest_first(event: tuple[int, float, str, tuple[Span, ...]]) -> tuple[int, float]:
+    return (-event[0], -event[1])  # severity rank, then confidence
 
 
 def _span(field: FieldName, text: str, hit: _Hit) -> Span:
@@ -266,6 +313,8 @@ class Classifier:
 
     def __init__(self, pack: TopicPack) -> None:
         self.pack = pack
+        self._threshold = pack.relevance.threshold
+        self._event_bonus = pack.relevance.event_bonus
         self.version = f"{pack.name}@{pack.version}/engine-{ENGINE_VERSION}"
         bit = {group: 1 << i for i, group in enumerate(pack.terms)}
         entity_names = list(pack.entities)
@@ -287,10 +336,16 @@ class Classifier:
         ]
         self._entity_meta = [(pack.entities[n].kind, n) for n in entity_names]
         # Bound once: compiled code looks a method up by name at every call.
-        self._find_ascii = ahocorasick_rs.BytesAhoCorasick(
-            [k.encode() for k in self._keys]
-        ).find_matches_as_indexes
-        self._find_text = ahocorasick_rs.AhoCorasick(self._keys).find_matches_as_indexes
+        self._find_ascii = cast(
+            Callable[[bytes, bool], list[_Hit]],
+            ahocorasick_rs.BytesAhoCorasick(
+                [k.encode() for k in self._keys]
+            ).find_matches_as_indexes,
+        )
+        self._find_text = cast(
+            Callable[[str, bool], list[_Hit]],
+            ahocorasick_rs.AhoCorasick(self._keys).find_matches_as_indexes,
+        )
 
         def compiled(rule: Rule, cancel: tuple[str, ...] = (), window: int = 0) -> _Rule:
             groups = tuple(bit[g] for g in rule.all)
@@ -340,11 +395,9 @@ class Classifier:
                 raw = text.encode("ascii")
                 hits = self._find_ascii(b" " + raw.translate(_ASCII_WORDS) + b" ", True)
                 classes = raw.translate(_ASCII_CLASSES)
-                numbers = [m.start() for m in _ascii_numbers(classes)]
+                numbers = _ascii_numbers(classes)
                 if field == "summary":
-                    ends = [m.end() for m in _ascii_full_stops(classes)]
-                    if b"!" in classes:
-                        ends = sorted(ends + [m.end() for m in _ascii_other_stops(classes)])
+                    ends = _ascii_sentence_starts(classes)
             else:
                 hits = self._find_text(_words(text), True)
                 numbers = [m.start() for m in _NUMBER.finditer(text)]
@@ -411,12 +464,13 @@ class Classifier:
         events: list[tuple[int, float, str, tuple[Span, ...]]] = []
         if positive is not None:
             events = self._tagged(item)
-            score += positive + self.pack.relevance.event_bonus * len(events)
+            score += positive + self._event_bonus * len(events)
         relevance = round(min(1.0, max(0.0, score)), 3)
-        relevant = relevance >= self.pack.relevance.threshold
+        relevant = relevance >= self._threshold
         if not relevant:
             events = []
-        events.sort(key=lambda e: (-e[0], -e[1]))
+        elif len(events) > 1:
+            events.sort(key=_strongest_first)
         return Classification(
             relevant,
             relevance,

@@ -17,6 +17,8 @@ from dohawatch.classifier.service import classified_json, classify_item
 from dohawatch.shared.codec import encode, encode_classified
 from dohawatch.shared.errors import PackError
 from dohawatch.shared.events import NewsItem
+from hypothesis import given
+from hypothesis import strategies as st
 
 CORPUS = Path(__file__).parents[1] / "data" / "dev-corpus.jsonl"
 
@@ -244,3 +246,13 @@ def test_compiled_and_interpreted_engines_agree(
             theirs.found_entities,
             theirs.relevance_spans,
         )
+
+
+@given(st.text(alphabet=" \t\n.!?,'\"()aZ09-", max_size=60))
+def test_ascii_scanners_read_sentences_and_numbers_as_the_regexes_do(text: str) -> None:
+    """The byte scanners of the ASCII path agree with the regexes of the general one."""
+    classes = text.encode("ascii").translate(engine._ASCII_CLASSES)
+    assert engine._ascii_numbers(classes) == [m.start() for m in engine._NUMBER.finditer(text)]
+    assert engine._ascii_sentence_starts(classes) == [
+        m.end() for m in engine._SENTENCE_END.finditer(text)
+    ]
