@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Literal, cast
+from typing import Final, Literal, cast
 
 import ahocorasick_rs
 from dohawatch.shared import ids
@@ -56,9 +56,9 @@ _Sentence = tuple[FieldName, str, list[_Hit], int]  # field, its text, hits, mas
 
 # A sentence ends at . ! ? followed by space and an upper-case letter or a quote;
 # abbreviations such as "U.S. officials" stay inside their sentence.
-_SENTENCE_END = re.compile(r"[.!?][\"'’”)]?\s+(?=[\"'‘“(]?[A-Z0-9])")
-_NUMBER = re.compile(r"\d[\d,.]*")  # each match is one whole number: its start is a start
-_NOT_WORD = re.compile(r"[^\w ]|_")  # every character but letters, digits and the space
+_SENTENCE_END: Final = re.compile(r"[.!?][\"'’”)]?\s+(?=[\"'‘“(]?[A-Z0-9])")
+_NUMBER: Final = re.compile(r"\d[\d,.]*")  # each match is one whole number: its start is a start
+_NOT_WORD: Final = re.compile(r"[^\w ]|_")  # every character but letters, digits and the space
 
 
 def _table(classes: dict[bytes, int], other: int) -> bytes:
@@ -74,18 +74,26 @@ _UPPER = bytes(range(65, 91))
 _LOWER = bytes(range(97, 123))
 _DIGITS = b"0123456789"
 # ASCII words: letters lower-cased, digits kept, every other byte a space.
-_ASCII_WORDS = bytes(
+_ASCII_WORDS: Final = bytes(
     c + 32 if c in _UPPER else c if c in _LOWER or c in _DIGITS else 32 for c in range(256)
 )
 # ASCII character classes, so that sentence ends and numbers are found with
 # ``bytes.find`` (a regex costs more to start than these texts cost to scan):
 # "." and "!" end a sentence, "q" quotes it, "A" may begin one, "0" is a digit.
-_ASCII_CLASSES = _table(
+_ASCII_CLASSES: Final = _table(
     {b".": ord("."), b"!?": ord("!"), b"\"'": ord("q"), b")": ord(")"), b"(": ord("(")}
     | {b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f": 32, _UPPER: ord("A"), _DIGITS: ord("0"), b",": ord(",")},
     ord("x"),
 )
-_DIGIT, _COMMA, _DOT, _SPACE, _CAPITAL, _QUOTE, _OPEN, _CLOSE = b"0,. Aq()"
+# The classes as ints, Final so that compiled code reads them as constants.
+_DIGIT: Final = 48  # "0"
+_COMMA: Final = 44  # ","
+_DOT: Final = 46  # "."
+_SPACE: Final = 32  # " "
+_CAPITAL: Final = 65  # "A"
+_QUOTE: Final = 113  # "q"
+_OPEN: Final = 40  # "("
+_CLOSE: Final = 41  # ")"
 
 
 def _ascii_numbers(classes: bytes) -> list[int]:

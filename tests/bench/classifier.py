@@ -20,6 +20,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from dohawatch.app import Pipeline, run_pipeline_services
+from dohawatch.classifier import engine
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, evaluate
 from dohawatch.classifier.pack import load_pack
@@ -183,8 +184,10 @@ def main() -> int:
     q_ours = evaluate(ours, corpus(), types)
     q_peer = evaluate(peer, corpus(), types)  # type: ignore[arg-type]
     service = asyncio.run(service_rate(20_000))
+    compiled = not (engine.__file__ or "").endswith(".py")
     result = {
         "machine_cores_used": 1,
+        "engine": "compiled with mypyc" if compiled else "interpreted (no C compiler at install)",
         "classify_items_per_second": {
             "dohawatch": round(ours_rate),
             "keyword_rules": round(peer_rate),
@@ -218,6 +221,7 @@ def main() -> int:
     print(f"{'':36}{'dohawatch':>12}{'keyword rules':>15}{'ratio':>8}")
     for name, a, b, r in rows:
         print(f"{name:36}{a:>12}{b:>15}{r:>8}")
+    print(f"engine: {result['engine']}")
     print("targets: classify >= 20,000 items/s, service >= 5,000 items/s")
     print(f"written: {OUT / 'classifier.json'}")
     return 0
