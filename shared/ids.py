@@ -50,9 +50,7 @@ def normalize_link(url: str) -> str:
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
         if not k.lower().startswith("utm_") and k.lower() not in _TRACKING_PARAMS
     )
-    path = parts.path or "/"
-    if len(path) > 1:
-        path = path.rstrip("/")
+    path = parts.path.rstrip("/") or "/"  # "//" too is the root
     return urlunsplit((scheme, netloc, path, urlencode(query), ""))
 
 
