@@ -288,8 +288,12 @@ class _Item:
                 if hit is not None:
                     chosen = [_span(field, text, hit)]
                     for bit in rule.groups[1:]:
-                        chosen.append(self._first([sentence], bit))
-                    return chosen
+                        other = self._anchor(hits, bit, cancel & mask, rule.window)
+                        if other is None:
+                            break
+                        chosen.append(_span(field, text, other))
+                    else:
+                        return chosen
         return None
 
     def _anchor(self, hits: list[_Hit], bit: int, cancel: int, window: int) -> _Hit | None:

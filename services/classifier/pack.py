@@ -39,8 +39,11 @@ class _Spec(BaseModel):
 class Rule(_Spec):
     """Groups that must all occur in one sentence (or anywhere, with ``scope: item``).
 
-    The first group is the anchor: a cancel term shortly before it (negation,
-    denial, modality) cancels the match.
+    The first group is the anchor; evidence lists it first, and the title
+    anchoring a match raises its confidence. In a sentence rule, a cancel term
+    (negation, denial, modality) shortly before the word of any group cancels
+    that word: "the team could be recalled" has no recall, nor has "talks could
+    resume" a resumption. An item rule checks its anchor only.
     """
 
     all: tuple[str, ...] = Field(min_length=1)
@@ -61,7 +64,7 @@ class EventSpec(_Spec):
     severity: Severity
     rules: tuple[Rule, ...] = Field(min_length=1)
     cancel: tuple[str, ...] = ()
-    cancel_window: int = Field(40, ge=0, description="Characters before the anchor.")
+    cancel_window: int = Field(40, ge=0, description="Characters before a rule's word.")
 
 
 class EntitySpec(_Spec):
