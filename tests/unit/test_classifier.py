@@ -124,6 +124,30 @@ def test_what_the_talks_are_about_is_not_what_happened(
     assert event_type in events(doha, title, tagged)
 
 
+@pytest.mark.parametrize(
+    ("summary", "event_type"),
+    [
+        ("Netanyahu called back the Israeli negotiating team from Doha.", "delegation_withdrawn"),
+        ("The Israeli delegation departed for Doha on Sunday.", "delegation_dispatched"),
+        ("Talks with the mediators were under way in Cairo.", "delegation_dispatched"),
+        ("Mediators relayed the Hamas response to Israel.", "proposal_or_response"),
+        ("Israel turned down the Egyptian initiative.", "proposal_or_response"),
+        ("The Gaza ceasefire talks have ground to a halt.", "talks_stalled"),
+        ("Negotiations are bogged down over the prisoner list.", "talks_stalled"),
+        ("Israel and Hamas clinched a ceasefire deal in Doha.", "agreement_reached"),
+        ("The Gaza truce went into effect at 8:30 a.m.", "agreement_reached"),
+        ("The swap of hostages for prisoners starts on Sunday.", "hostage_prisoner_terms"),
+        ("Israeli troops redeployed to the yellow line.", "military_withdrawal_terms"),
+        ("Thousands rallied in Tel Aviv for a deal to free the hostages.", "public_pressure"),
+    ],
+)
+def test_each_event_type_reads_the_common_wordings(
+    doha: Classifier, summary: str, event_type: str
+) -> None:
+    """Wire-copy wordings beyond the dev corpus's own tag each event type."""
+    assert event_type in events(doha, "Gaza hostage talks in Doha", summary)
+
+
 def test_entities_and_figures_are_normalised(doha: Classifier) -> None:
     """Aliases map to one canonical name and figures carry value and unit."""
     result = doha.classify(
