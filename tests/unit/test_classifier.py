@@ -54,6 +54,29 @@ def test_shared_vocabulary_alone_is_not_relevant(doha: Classifier, title: str) -
     assert not doha.classify(title, "").relevant
 
 
+@pytest.mark.parametrize(
+    ("other", "talks"),
+    [
+        (
+            "Delegations of Hamas and Fatah met in Cairo for reconciliation talks.",
+            "Delegations of Hamas and Israel met in Cairo for ceasefire talks.",
+        ),
+        (
+            "At the Doha Forum, Qatar said its mediation on Gaza goes on.",
+            "At the Doha Forum, Qatar said the Gaza talks with Hamas have stalled.",
+        ),
+    ],
+    ids=["reconciliation talks", "a forum speech"],
+)
+def test_other_talks_and_passing_mentions_are_not_relevant(
+    doha: Classifier, other: str, talks: str
+) -> None:
+    """Other Palestinian talks, or a forum that mentions the mediation in
+    passing, are not the negotiations; the same setting carrying their news is."""
+    assert not doha.classify("", other).relevant
+    assert doha.classify("", talks).relevant
+
+
 def test_withdrawal_is_tagged_with_evidence_spans(doha: Classifier) -> None:
     """A recall is delegation_withdrawn, and its evidence points at the words."""
     title = "Israel recalls negotiating team from Doha after Hamas reply"
