@@ -104,6 +104,36 @@ def test_negation_and_modality_cancel_a_withdrawal(doha: Classifier, summary: st
 @pytest.mark.parametrize(
     ("summary", "event_type"),
     [
+        ("A Qatari official said the talks have not collapsed.", "talks_stalled"),
+        ("Hamas denied reports that the negotiations had stalled.", "talks_stalled"),
+        ("Netanyahu refused to send the team back to Doha.", "delegation_dispatched"),
+        ("Mediators hope to reach an agreement before Ramadan.", "agreement_reached"),
+        ("Israel declined to recall its negotiating team from Doha.", "delegation_withdrawn"),
+    ],
+)
+def test_denials_refusals_and_aims_are_not_events(
+    doha: Classifier, summary: str, event_type: str
+) -> None:
+    """A denied stall, a refused dispatch or recall, a hoped-for deal: none happened."""
+    assert event_type not in events(doha, "Gaza hostage talks in Doha", summary)
+
+
+@pytest.mark.parametrize(
+    "summary",
+    [
+        "A Qatari official said the talks have not collapsed but gaps remain.",
+        "Israel will not send a delegation to Cairo until Hamas moves.",
+        "Talks failed to reach a deal on the prisoner list.",
+    ],
+)
+def test_a_denied_collapse_that_admits_gaps_is_a_stall(doha: Classifier, summary: str) -> None:
+    """Negation cancels the word it stands before, not the setback admitted after it."""
+    assert "talks_stalled" in events(doha, "Gaza hostage talks in Doha", summary)
+
+
+@pytest.mark.parametrize(
+    ("summary", "event_type"),
+    [
         ("Israel's negotiating team could be recalled from Doha.", "delegation_withdrawn"),
         ("Officials warned the Gaza ceasefire talks in Doha might collapse.", "talks_stalled"),
         ("A new Hamas response is expected to be delivered to mediators.", "proposal_or_response"),
