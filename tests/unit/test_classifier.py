@@ -77,6 +77,21 @@ def test_other_talks_and_passing_mentions_are_not_relevant(
     assert doha.classify("", talks).relevant
 
 
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Three Israeli hostages freed in exchange for 90 Palestinian prisoners",
+        "Israel frees 200 Palestinian prisoners under Gaza truce",
+        "Red Cross receives four hostages in Gaza handover",
+    ],
+)
+def test_releases_under_the_deal_are_relevant_on_their_own(doha: Classifier, title: str) -> None:
+    """A swap carried out is news of the deal even when no talks are named."""
+    result = doha.classify(title, "")
+    assert result.relevant
+    assert "hostage_prisoner_terms" in result.event_types
+
+
 def test_withdrawal_is_tagged_with_evidence_spans(doha: Classifier) -> None:
     """A recall is delegation_withdrawn, and its evidence points at the words."""
     title = "Israel recalls negotiating team from Doha after Hamas reply"
@@ -192,6 +207,13 @@ def test_what_the_talks_are_about_is_not_what_happened(
         ("The swap of hostages for prisoners starts on Sunday.", "hostage_prisoner_terms"),
         ("Israeli troops redeployed to the yellow line.", "military_withdrawal_terms"),
         ("Thousands rallied in Tel Aviv for a deal to free the hostages.", "public_pressure"),
+        ("Hamas walks out of Cairo talks over Israeli demands.", "delegation_withdrawn"),
+        ("Netanyahu orders delegation home from Doha.", "delegation_withdrawn"),
+        ("Israel and Hamas agree Gaza ceasefire deal.", "agreement_reached"),
+        ("Israeli cabinet ratifies Gaza hostage deal.", "agreement_reached"),
+        ("Red Cross receives four hostages in Gaza handover.", "hostage_prisoner_terms"),
+        ("Hostages' relatives block Tel Aviv highway to demand a deal.", "public_pressure"),
+        ("Talks deadlocked over Israeli troop presence in Rafah.", "military_withdrawal_terms"),
     ],
 )
 def test_each_event_type_reads_the_common_wordings(
