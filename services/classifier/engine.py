@@ -7,7 +7,9 @@ How an item is read:
    almost all news, is translated as bytes; other text goes through a regex.
 2. One Aho-Corasick pass per field finds every key of every term group and
    entity alias at once. Keys carry their padding spaces, so they match whole
-   words only, and "al-Hayya" and "al Hayya" are one key.
+   words only, and "al-Hayya" and "al Hayya" are one key. A term group that
+   holds ``<number>`` is hit by every number too; numbers are found by the
+   scanner that also serves the figures, not by the automaton.
 3. A key's term groups and entities are bits of one integer; the hits are
    sorted into sentences, each with the union of its keys' bits. A rule is a
    mask as well: it holds in a sentence whose mask contains it. Rules are tried
@@ -36,11 +38,18 @@ from dohawatch.shared import ids
 from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
 from pydantic import TypeAdapter
 
-from .pack import Rule, TopicPack, expand
+from .pack import NUMBER_TERM, Rule, TopicPack, expand
 
-__all__ = ["ENGINE_VERSION", "Classification", "Classifier", "FoundEntity", "FoundEvent", "Span"]
+__all__ = [
+    "ENGINE_VERSION",
+    "Classification",
+    "Classifier",
+    "FoundEntity",
+    "FoundEvent",
+    "Span",
+]
 
-ENGINE_VERSION = "2"
+ENGINE_VERSION = "3"
 
 FieldName = Literal["title", "summary"]
 Span = tuple[FieldName, int, int, str]
@@ -138,6 +147,21 @@ def _ascii_sentence_starts(classes: bytes) -> list[int]:
     if len(starts) > 1:
         starts.sort()
     return starts
+
+
+def _number_hits(text: str, starts: list[int], key: int) -> list[_Hit]:
+    """A hit of ``key`` on each number beginning at ``starts``: its digits and the
+    commas and full stops between them, not one that ends it ("33," is "33")."""
+    hits: list[_Hit] = []
+    size = len(text)
+    for start in starts:
+        i = end = start + 1
+        while i < size and (text[i].isdigit() or text[i] in ",."):
+            i += 1
+            if text[i - 1].isdigit():
+                end = i
+        hits.append((key, start, end + 2))
+    return hits
 
 
 def _lower_same_length(text: str) -> str:
@@ -333,8 +357,12 @@ class Classifier:
         bit = {group: 1 << i for i, group in enumerate(pack.terms)}
         entity_names = list(pack.entities)
         keys: dict[str, int] = defaultdict(int)  # normalised key -> its bits
+        number_bits = 0  # the groups that hold NUMBER_TERM
         for group, phrases in pack.terms.items():
             for phrase in phrases:
+                if phrase == NUMBER_TERM:
+                    number_bits |= bit[group]
+                    continue
                 for variant in expand(phrase):
                     keys[_words(variant)] |= bit[group]
         first_entity = len(bit)
@@ -344,6 +372,12 @@ class Classifier:
                     keys[_words(variant)] |= 1 << (first_entity + i)
         self._keys = list(keys)
         self._key_mask = list(keys.values())
+        # Numbers are found by the scanner, not the automaton: one key past the
+        # automaton's stands for all of them.
+        self._number_key = -1
+        if number_bits:
+            self._number_key = len(self._key_mask)
+            self._key_mask.append(number_bits)
         self._entities_of: list[tuple[int, ...]] = [
             tuple(i for i in range(len(entity_names)) if mask >> (first_entity + i) & 1)
             for mask in self._key_mask
@@ -402,6 +436,7 @@ class Classifier:
         key_mask = self._key_mask
         entities_of = self._entities_of
         entity_hits = item.entity_hits
+        number_key = self._number_key
         field: FieldName
         ends: list[int] = []
         for field, text in (("title", title), ("summary", summary)):
@@ -419,6 +454,8 @@ class Classifier:
                     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
             if numbers:
                 item.numbers.append((field, text, numbers))
+                if number_key >= 0:
+                    hits.extend(_number_hits(text, numbers, number_key))
             if not hits:
                 continue
             if field == "title":  # one sentence

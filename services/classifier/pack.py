@@ -18,9 +18,20 @@ from dohawatch.shared.errors import PackError
 from dohawatch.shared.events import Severity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["EntitySpec", "EventSpec", "FigureSpec", "Rule", "TopicPack", "expand", "load_pack"]
+__all__ = [
+    "NUMBER_TERM",
+    "EntitySpec",
+    "EventSpec",
+    "FigureSpec",
+    "Rule",
+    "TopicPack",
+    "expand",
+    "load_pack",
+]
 
 _BRACES = re.compile(r"\{([^{}]*)\}")
+NUMBER_TERM = "<number>"
+"""A term group phrase that stands for any number in the text ("33", "1,200")."""
 
 
 def expand(phrase: str) -> list[str]:
@@ -124,6 +135,12 @@ class TopicPack(_Spec):
             used += [(f"events.{name}.cancel", g) for g in event.cancel]
         missing = [
             f"{where}: unknown term group {group!r}" for where, group in used if group not in known
+        ]
+        missing += [
+            f"terms.{group}: {phrase!r}: {NUMBER_TERM} is a phrase of its own"
+            for group, phrases in self.terms.items()
+            for phrase in phrases
+            if NUMBER_TERM in phrase and phrase != NUMBER_TERM
         ]
         if missing:
             raise ValueError("; ".join(missing))

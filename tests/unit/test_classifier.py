@@ -170,7 +170,7 @@ def test_a_modal_after_the_noun_cancels_the_verb(
             "hostage_prisoner_terms",
         ),
         (
-            "Envoys in Doha pressed on with talks on freeing the hostages held in Gaza.",
+            "Envoys in Doha pressed on with talks on freeing the 101 hostages held in Gaza.",
             "The hostages were freed on Sunday under the Gaza ceasefire deal.",
             "hostage_prisoner_terms",
         ),
@@ -205,6 +205,7 @@ def test_what_the_talks_are_about_is_not_what_happened(
         ("Israel and Hamas clinched a ceasefire deal in Doha.", "agreement_reached"),
         ("The Gaza truce went into effect at 8:30 a.m.", "agreement_reached"),
         ("The swap of hostages for prisoners starts on Sunday.", "hostage_prisoner_terms"),
+        ("The plan sees a truce and the release of some hostages.", "hostage_prisoner_terms"),
         ("Israeli troops redeployed to the yellow line.", "military_withdrawal_terms"),
         ("Thousands rallied in Tel Aviv for a deal to free the hostages.", "public_pressure"),
         ("Hamas walks out of Cairo talks over Israeli demands.", "delegation_withdrawn"),
@@ -318,6 +319,47 @@ def test_an_invalid_pack_names_the_bad_key(tmp_path: Path) -> None:
     )
     with pytest.raises(PackError, match=r"events\.e\.rules\[0\]: unknown term group 'nope'"):
         load_pack(str(pack))
+
+
+def _counting_pack(tmp_path: Path, count_terms: str) -> Classifier:
+    pack = tmp_path / "count.yaml"
+    pack.write_text(
+        "name: count\nversion: '1'\ndescription: x\n"
+        f"terms: {{ship: [ship, ships], count: [{count_terms}]}}\n"
+        "relevance: {rules: [{all: [ship], score: 0.9}]}\n"
+        "events: {counted: {description: d, severity: low, rules: [{all: [ship, count]}]}}\n"
+    )
+    return Classifier(load_pack(str(pack)))
+
+
+@pytest.mark.parametrize(
+    ("summary", "evidence"),
+    [
+        ("Port officials said 33 ships waited.", "33"),
+        ("The queue grew to 1,200 ships, then 40.", "1,200"),
+        ("Ships: 12,", "12"),
+        ("Ships at anchor, a ratio of 2.5.", "2.5"),
+    ],
+)
+def test_a_number_term_matches_every_number(tmp_path: Path, summary: str, evidence: str) -> None:
+    """``<number>`` in a term group is hit by each number, its span the digits."""
+    counting = _counting_pack(tmp_path, '"<number>"')
+    result = counting.classify("", summary)
+    assert result.event_types == ("counted",)
+    assert evidence in {s.text for s in result.events[0].evidence}
+    assert all(summary[s.start : s.end] == s.text for s in result.events[0].evidence)
+
+
+def test_a_number_term_inside_a_phrase_is_refused(tmp_path: Path) -> None:
+    """``<number>`` is a phrase alone; inside one it would match the word "number"."""
+    with pytest.raises(PackError, match=r"terms\.count: '<number> ships'"):
+        _counting_pack(tmp_path, '"<number> ships"')
+
+
+def test_a_number_term_is_not_the_word_number(tmp_path: Path) -> None:
+    """Without ``<number>`` digits match nothing; with it, the word "number" no more."""
+    assert not _counting_pack(tmp_path, "dozens").classify("", "33 ships").event_types
+    assert not _counting_pack(tmp_path, '"<number>"').classify("", "A number of ships").event_types
 
 
 def test_brace_expansion() -> None:
