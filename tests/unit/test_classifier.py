@@ -134,6 +134,38 @@ def test_denials_refusals_and_aims_are_not_events(
 
 
 @pytest.mark.parametrize(
+    ("summary", "event_type"),
+    [
+        ("Israel halted aid to Gaza to press Hamas on the truce extension.", "talks_stalled"),
+        (
+            "Protesters marched after troops recovered the bodies of hostages.",
+            "hostage_prisoner_terms",
+        ),
+        ("A deal to free the 101 hostages still held is the goal.", "hostage_prisoner_terms"),
+    ],
+)
+def test_the_same_words_about_something_else_are_not_events(
+    doha: Classifier, summary: str, event_type: str
+) -> None:
+    """Aid halted is not talks halted; bodies recovered in an operation and the
+    count of hostages held are not release terms."""
+    result = doha.classify("Gaza hostage talks in Doha", summary)
+    assert result.relevant
+    assert event_type not in result.event_types
+
+
+def test_a_protest_after_bodies_are_recovered_is_pressure(doha: Classifier) -> None:
+    """War news weighs against relevance, unless a protest over the deal carries it."""
+    result = doha.classify(
+        "Protesters clash with police as families demand deal",
+        "Protesters calling for a deal to free hostages blocked roads in Tel Aviv,"
+        " after the army recovered six bodies of hostages.",
+    )
+    assert result.relevant
+    assert result.event_types == ("public_pressure",)
+
+
+@pytest.mark.parametrize(
     "summary",
     [
         "A Qatari official said the talks have not collapsed but gaps remain.",
@@ -206,6 +238,11 @@ def test_what_the_talks_are_about_is_not_what_happened(
         ("The Gaza truce went into effect at 8:30 a.m.", "agreement_reached"),
         ("The swap of hostages for prisoners starts on Sunday.", "hostage_prisoner_terms"),
         ("The plan sees a truce and the release of some hostages.", "hostage_prisoner_terms"),
+        ("Hamas said it was studying a new Israeli proposal.", "proposal_or_response"),
+        ("Egypt proposed a two-day ceasefire in Gaza.", "proposal_or_response"),
+        ("Netanyahu is obstructing an agreement, Hamas said.", "talks_stalled"),
+        ("The corridor has held up a ceasefire deal with Hamas.", "talks_stalled"),
+        ("US envoys held direct talks with Hamas in Doha.", "delegation_dispatched"),
         ("Israeli troops redeployed to the yellow line.", "military_withdrawal_terms"),
         ("Thousands rallied in Tel Aviv for a deal to free the hostages.", "public_pressure"),
         ("Hamas walks out of Cairo talks over Israeli demands.", "delegation_withdrawn"),
