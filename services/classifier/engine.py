@@ -552,7 +552,11 @@ class Classifier:
         return found
 
     def _entities(self, item: _Item) -> tuple[FoundEntity, ...]:
-        """Entities in order of first mention, each with its first three mentions."""
+        """Entities in order of first mention, each with its first three mentions.
+
+        Aliases of one entity that overlap ("Benjamin Netanyahu", "Netanyahu")
+        are one mention, its longest alias.
+        """
         entities_of = self._entities_of
         mentions: dict[int, list[Span]] = {}
         for field, text, hit in item.entity_hits:
@@ -560,6 +564,12 @@ class Classifier:
                 spans = mentions.get(i)
                 if spans is None:
                     mentions[i] = [_span(field, text, hit)]
+                    continue
+                last = spans[-1]
+                start, end = hit[1], hit[2] - 2
+                if last[0] == field and start < last[2] and end > last[1]:
+                    if end - start > last[2] - last[1]:
+                        spans[-1] = _span(field, text, hit)
                 elif len(spans) < 3:
                     spans.append(_span(field, text, hit))
         meta = self._entity_meta

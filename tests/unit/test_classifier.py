@@ -277,6 +277,21 @@ def test_entities_and_figures_are_normalised(doha: Classifier) -> None:
     assert ("truce_length", 60.0, "days") in figures
 
 
+def test_overlapping_aliases_are_one_mention_with_the_longest(doha: Classifier) -> None:
+    """ "Benjamin Netanyahu" is one mention, not that and "Netanyahu" inside it;
+    a later "Netanyahu" is a second one."""
+    title = "Benjamin Netanyahu and Ismail Haniyah"
+    summary = "The Gaza Strip talks stalled, Netanyahu said."
+    result = doha.classify(title, summary)
+    spans = {e.name: [(s.field, s.text) for s in e.evidence] for e in result.entities}
+    assert spans["Benjamin Netanyahu"] == [
+        ("title", "Benjamin Netanyahu"),
+        ("summary", "Netanyahu"),
+    ]
+    assert spans["Ismail Haniyeh"] == [("title", "Ismail Haniyah")]
+    assert spans["Gaza"] == [("summary", "Gaza Strip")]
+
+
 def test_story_key_joins_outlets_and_separates_developments(doha: Classifier) -> None:
     """Two outlets on one recall share a key; a recall and a proposal do not."""
 
