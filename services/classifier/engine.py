@@ -164,6 +164,46 @@ def _number_hits(text: str, starts: list[int], key: int) -> list[_Hit]:
     return hits
 
 
+# "zero" and "one" are left out: "one of the hostages" is no figure, and the
+# words are too common to try each as one.
+_NUMBER_WORDS: Final[dict[str, int]] = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "ninety": 90,
+}
+
+
+def _value(text: str) -> float | None:
+    """A figure's value: digits with thousands commas ("1,200"), a decimal
+    ("1.5") or a number word ("six"); None for anything else ("1.2.3")."""
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        words = _NUMBER_WORDS.get(text.lower())
+        return None if words is None else float(words)
+
+
 def _lower_same_length(text: str) -> str:
     lowered = text.lower()
     if len(lowered) == len(text):
@@ -270,7 +310,9 @@ class _Figure:
     match: Callable[[str, int], re.Match[str] | None]  # the pattern's, bound once
     finditer: Callable[[str], Iterator[re.Match[str]]]
     unit: str
-    at_numbers: bool  # begins with its number: tried only where numbers begin
+    scale: dict[str, float]  # the pattern's unit word, lower-cased -> factor to ``unit``
+    at_numbers: bool  # begins with its value: tried only where numbers begin
+    digits_only: bool  # spells out no number word: not tried where one begins
 
 
 class _Item:
@@ -284,7 +326,8 @@ class _Item:
         self.mask = 0
         self.sentences: list[_Sentence] = []  # the title, then the summary's, in order
         self.entity_hits: list[tuple[FieldName, str, _Hit]] = []
-        self.numbers: list[tuple[FieldName, str, list[int]]] = []
+        # Per field with numbers: where digits begin, and where digits or number words do.
+        self.numbers: list[tuple[FieldName, str, list[int], list[int]]] = []
 
     def match(self, rule: _Rule) -> list[Span] | None:
         """The spans that satisfy ``rule``, anchor first and one per group, or None."""
@@ -370,6 +413,10 @@ class Classifier:
             for alias in entity.aliases:
                 for variant in expand(alias):
                     keys[_words(variant)] |= 1 << (first_entity + i)
+        # Number words are numbers too: for the figures, and for NUMBER_TERM.
+        self._number_word = 1 << (first_entity + len(entity_names))
+        for word in _NUMBER_WORDS:
+            keys[_words(word)] |= self._number_word | number_bits
         self._keys = list(keys)
         self._key_mask = list(keys.values())
         # Numbers are found by the scanner, not the automaton: one key past the
@@ -424,9 +471,19 @@ class Classifier:
         self._figures = []
         for name, figure in pack.figures.items():
             pattern = re.compile(figure.pattern, re.IGNORECASE)
-            at_numbers = figure.pattern.startswith(r"(?P<value>\d")
+            at_numbers = figure.pattern.startswith("(?P<value>")
+            # A pattern that reads number words spells them out.
+            digits_only = not any(word in figure.pattern.lower() for word in _NUMBER_WORDS)
             self._figures.append(
-                _Figure(name, pattern.match, pattern.finditer, figure.unit, at_numbers)
+                _Figure(
+                    name,
+                    pattern.match,
+                    pattern.finditer,
+                    figure.unit,
+                    {word.lower(): factor for word, factor in figure.scale.items()},
+                    at_numbers,
+                    digits_only,
+                )
             )
 
     def _read(self, title: str, summary: str) -> _Item:
@@ -434,9 +491,8 @@ class Classifier:
         entity mentions and where numbers begin."""
         item = _Item(self._key_mask)
         key_mask = self._key_mask
-        entities_of = self._entities_of
-        entity_hits = item.entity_hits
         number_key = self._number_key
+        number_word = self._number_word
         field: FieldName
         ends: list[int] = []
         for field, text in (("title", title), ("summary", summary)):
@@ -452,42 +508,59 @@ class Classifier:
                 numbers = [m.start() for m in _NUMBER.finditer(text)]
                 if field == "summary":
                     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-            if numbers:
-                item.numbers.append((field, text, numbers))
-                if number_key >= 0:
-                    hits.extend(_number_hits(text, numbers, number_key))
-            if not hits:
-                continue
-            if field == "title":  # one sentence
-                mask = 0
-                for hit in hits:
-                    mask |= key_mask[hit[0]]
-                    if entities_of[hit[0]]:
-                        entity_hits.append((field, text, hit))
-                item.sentences.append((field, text, hits, mask))
-                item.mask = mask
-                continue
-            starts = [0, *ends]
-            last = len(starts) - 1
-            buckets: list[list[_Hit]] = [[] for _ in starts]
-            masks = [0] * len(starts)
-            i, low, high = 0, 0, starts[1] if last else len(text) + 1
-            bucket = buckets[0]
+            if numbers and number_key >= 0:
+                hits.extend(_number_hits(text, numbers, number_key))
+            numbers_or_words = numbers
+            if hits:
+                field_mask = self._sort_hits(item, field, text, hits, ends)
+                if field_mask & number_word:  # "six", as well as "6"
+                    numbers_or_words = sorted(
+                        [*numbers, *(h[1] for h in hits if key_mask[h[0]] & number_word)]
+                    )
+            if numbers_or_words:
+                item.numbers.append((field, text, numbers, numbers_or_words))
+        return item
+
+    def _sort_hits(
+        self, item: _Item, field: FieldName, text: str, hits: list[_Hit], ends: list[int]
+    ) -> int:
+        """Sort one field's hits into its sentences and note its entity mentions;
+        return the union of the field's bits."""
+        key_mask = self._key_mask
+        entities_of = self._entities_of
+        entity_hits = item.entity_hits
+        if field == "title":  # one sentence
+            mask = 0
             for hit in hits:
-                start = hit[1]
-                if not low <= start < high:  # the next sentence, seldom an earlier one
-                    i = bisect_right(starts, start) - 1
-                    low, high = starts[i], starts[i + 1] if i < last else len(text) + 1
-                    bucket = buckets[i]
-                bucket.append(hit)
-                masks[i] |= key_mask[hit[0]]
+                mask |= key_mask[hit[0]]
                 if entities_of[hit[0]]:
                     entity_hits.append((field, text, hit))
-            for bucket, mask in zip(buckets, masks, strict=True):
-                if bucket:
-                    item.sentences.append((field, text, bucket, mask))
-                    item.mask |= mask
-        return item
+            item.sentences.append((field, text, hits, mask))
+            item.mask |= mask
+            return mask
+        starts = [0, *ends]
+        last = len(starts) - 1
+        buckets: list[list[_Hit]] = [[] for _ in starts]
+        masks = [0] * len(starts)
+        i, low, high = 0, 0, starts[1] if last else len(text) + 1
+        bucket = buckets[0]
+        for hit in hits:
+            start = hit[1]
+            if not low <= start < high:  # the next sentence, seldom an earlier one
+                i = bisect_right(starts, start) - 1
+                low, high = starts[i], starts[i + 1] if i < last else len(text) + 1
+                bucket = buckets[i]
+            bucket.append(hit)
+            masks[i] |= key_mask[hit[0]]
+            if entities_of[hit[0]]:
+                entity_hits.append((field, text, hit))
+        field_mask = 0
+        for bucket, mask in zip(buckets, masks, strict=True):
+            if bucket:
+                item.sentences.append((field, text, bucket, mask))
+                field_mask |= mask
+        item.mask |= field_mask
+        return field_mask
 
     def classify(self, title: str, summary: str) -> Classification:
         """Tag one item's text.
@@ -576,11 +649,12 @@ class Classifier:
         return tuple((*meta[i], None, None, tuple(spans)) for i, spans in mentions.items())
 
     def _figures_found(self, item: _Item) -> tuple[FoundEntity, ...]:
-        """The pack's figures, each with its value and unit."""
+        """The pack's figures, each with its value in the figure's unit."""
         found: list[FoundEntity] = []
-        for field, text, starts in item.numbers:
+        for field, text, digits, numbers in item.numbers:
             for figure in self._figures:
                 if figure.at_numbers:
+                    starts = digits if figure.digits_only else numbers
                     matches: list[re.Match[str]] = []
                     end = -1
                     for start in starts:
@@ -590,7 +664,12 @@ class Classifier:
                 else:
                     matches = list(figure.finditer(text))
                 for m in matches:
-                    value = float(m.group("value").replace(",", ""))
+                    raw = m.group("value")
+                    value = None if raw is None else _value(raw)
+                    if value is None:
+                        continue
+                    if figure.scale and (unit := m.group("unit")):
+                        value *= figure.scale.get(unit.lower(), 1.0)
                     span: Span = (field, m.start(), m.end(), m.group(0))
                     found.append(("figure", figure.name, value, figure.unit, (span,)))
         return tuple(found)

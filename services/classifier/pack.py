@@ -86,10 +86,17 @@ class EntitySpec(_Spec):
 
 
 class FigureSpec(_Spec):
-    """A number worth extracting: a regex with a ``value`` group and its unit."""
+    """A number worth extracting: a regex with a ``value`` group and its unit.
+
+    ``value`` may match digits ("1,200", "1.5") or a number word up to twenty,
+    or a tens word to ninety ("six", "sixty"). With ``scale``, the pattern's
+    ``unit`` group names the factor that converts into ``unit``: "week": 7 for
+    days, "km": 1000 for metres.
+    """
 
     pattern: str
     unit: str
+    scale: dict[str, float] = {}
 
     @model_validator(mode="after")
     def _compiles(self) -> FigureSpec:
@@ -99,6 +106,8 @@ class FigureSpec(_Spec):
             raise ValueError(f"pattern does not compile: {exc}") from exc
         if "value" not in compiled.groupindex:
             raise ValueError("pattern needs a (?P<value>...) group")
+        if self.scale and "unit" not in compiled.groupindex:
+            raise ValueError("scale needs a (?P<unit>...) group in the pattern")
         return self
 
 

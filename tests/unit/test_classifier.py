@@ -277,6 +277,28 @@ def test_entities_and_figures_are_normalised(doha: Classifier) -> None:
     assert ("truce_length", 60.0, "days") in figures
 
 
+@pytest.mark.parametrize(
+    ("text", "figure"),
+    [
+        ("Israel would free 20 for every hostage.", ("prisoner_ratio", 20.0)),
+        ("It asks 50 prisoners for each female soldier.", ("prisoner_ratio", 50.0)),
+        ("Troops would stay 700–1,200 metres from the border.", ("distance", 700.0)),
+        ("A buffer zone 1.5 km wide.", ("distance", 1500.0)),
+        ("A 700-metre buffer zone.", ("distance", 700.0)),
+        ("A six-week ceasefire.", ("truce_length", 42.0)),
+        ("A two-month truce extension.", ("truce_length", 60.0)),
+        ("Release of 1,000 Palestinian prisoners.", ("prisoners", 1000.0)),
+    ],
+)
+def test_figures_are_read_in_their_unit(
+    doha: Classifier, text: str, figure: tuple[str, float]
+) -> None:
+    """Ratios with or without "prisoners", kilometres as metres, weeks and number
+    words as days; a ratio is not also read as a prisoner count."""
+    found = [(e.name, e.value) for e in doha.classify("", text).entities if e.kind == "figure"]
+    assert found == [figure]
+
+
 def test_overlapping_aliases_are_one_mention_with_the_longest(doha: Classifier) -> None:
     """ "Benjamin Netanyahu" is one mention, not that and "Netanyahu" inside it;
     a later "Netanyahu" is a second one."""
@@ -415,6 +437,19 @@ def test_a_number_term_is_not_the_word_number(tmp_path: Path) -> None:
     """Without ``<number>`` digits match nothing; with it, the word "number" no more."""
     assert not _counting_pack(tmp_path, "dozens").classify("", "33 ships").event_types
     assert not _counting_pack(tmp_path, '"<number>"').classify("", "A number of ships").event_types
+
+
+def test_a_figure_scale_needs_a_unit_group(tmp_path: Path) -> None:
+    """A scale without a (?P<unit>...) group to choose its factor fails at load."""
+    pack = tmp_path / "scale.yaml"
+    pack.write_text(
+        "name: scale\nversion: '1'\ndescription: x\nterms: {a: [x]}\n"
+        "relevance: {rules: [{all: [a], score: 0.9}]}\n"
+        "events: {e: {description: d, severity: low, rules: [{all: [a]}]}}\n"
+        "figures: {km: {pattern: '(?P<value>\\d+) km', unit: metres, scale: {km: 1000}}}\n"
+    )
+    with pytest.raises(PackError, match=r"figures\.km: .*scale needs a \(\?P<unit>"):
+        load_pack(str(pack))
 
 
 def test_brace_expansion() -> None:
