@@ -286,6 +286,7 @@ def test_entities_and_figures_are_normalised(doha: Classifier) -> None:
         ("A buffer zone 1.5 km wide.", ("distance", 1500.0)),
         ("A 700-metre buffer zone.", ("distance", 700.0)),
         ("A six-week ceasefire.", ("truce_length", 42.0)),
+        ("A six\u2011week truce.", ("truce_length", 42.0)),
         ("A two-month truce extension.", ("truce_length", 60.0)),
         ("Release of 1,000 Palestinian prisoners.", ("prisoners", 1000.0)),
     ],
