@@ -38,7 +38,7 @@ from dohawatch.shared import ids
 from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
 from pydantic import TypeAdapter
 
-from .pack import NUMBER_TERM, Rule, TopicPack, expand
+from .pack import NUMBER_TERM, FigureSpec, Rule, TopicPack, alternation, expand
 
 __all__ = [
     "ENGINE_VERSION",
@@ -204,6 +204,36 @@ def _value(text: str) -> float | None:
         return None if words is None else float(words)
 
 
+def _figure(name: str, spec: FigureSpec, value: str, unit: str) -> _Figure:
+    scale = {word.lower(): factor for word, factor in spec.scale.items()}
+    return _Figure(name, spec.unit, scale, value, unit)
+
+
+def _figures(figures: list[tuple[str, FigureSpec]]) -> _Figures | None:
+    if not figures:
+        return None
+    regex = re.compile(alternation([spec.pattern for _, spec in figures]), re.IGNORECASE)
+    return _Figures(
+        regex.match,
+        {
+            f"f{i}": _figure(name, spec, f"f{i}_value", f"f{i}_unit")
+            for i, (name, spec) in enumerate(figures)
+        },
+    )
+
+
+def _found(found: list[FoundEntity], field: FieldName, figure: _Figure, m: re.Match[str]) -> None:
+    """Add the figure ``m`` matched, in the figure's unit, unless its value is no number."""
+    raw = m.group(figure.value)
+    value = None if raw is None else _value(raw)
+    if value is None:
+        return
+    if figure.scale and (unit := m.group(figure.unit_group)):
+        value *= figure.scale.get(unit.lower(), 1.0)
+    span: Span = (field, m.start(), m.end(), m.group(0))
+    found.append(("figure", figure.name, value, figure.unit, (span,)))
+
+
 def _lower_same_length(text: str) -> str:
     lowered = text.lower()
     if len(lowered) == len(text):
@@ -307,12 +337,20 @@ class _Event:
 @dataclass(frozen=True, slots=True)
 class _Figure:
     name: str
-    match: Callable[[str, int], re.Match[str] | None]  # the pattern's, bound once
-    finditer: Callable[[str], Iterator[re.Match[str]]]
     unit: str
     scale: dict[str, float]  # the pattern's unit word, lower-cased -> factor to ``unit``
-    at_numbers: bool  # begins with its value: tried only where numbers begin
-    digits_only: bool  # spells out no number word: not tried where one begins
+    value: str  # the names of its groups in the regex it is matched with
+    unit_group: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Figures:
+    """Figure patterns matched as one alternation (one call per place, where
+    the call costs more than the failing branches): at most one figure per
+    place, the first in pack order."""
+
+    match: Callable[[str, int], re.Match[str] | None]  # the regex's, bound once
+    of: dict[str, _Figure]  # alternative group name -> its figure
 
 
 class _Item:
@@ -326,7 +364,7 @@ class _Item:
         self.mask = 0
         self.sentences: list[_Sentence] = []  # the title, then the summary's, in order
         self.entity_hits: list[tuple[FieldName, str, _Hit]] = []
-        # Per field with numbers: where digits begin, and where digits or number words do.
+        # Per field with numbers: where digits begin, and where number words do.
         self.numbers: list[tuple[FieldName, str, list[int], list[int]]] = []
 
     def match(self, rule: _Rule) -> list[Span] | None:
@@ -468,23 +506,21 @@ class Classifier:
             for r in rules[1:]:
                 shared &= r.need
             self._events.append(_Event(name, spec.severity.rank, rules, shared))
-        self._figures = []
+        # Patterns that begin with their value are tried only where a number
+        # begins; a pattern that spells out no number word, only at digits.
+        at_digits: list[tuple[str, FigureSpec]] = []
+        at_words: list[tuple[str, FigureSpec]] = []
+        self._anywhere: list[tuple[_Figure, Callable[[str], Iterator[re.Match[str]]]]] = []
         for name, figure in pack.figures.items():
-            pattern = re.compile(figure.pattern, re.IGNORECASE)
-            at_numbers = figure.pattern.startswith("(?P<value>")
-            # A pattern that reads number words spells them out.
-            digits_only = not any(word in figure.pattern.lower() for word in _NUMBER_WORDS)
-            self._figures.append(
-                _Figure(
-                    name,
-                    pattern.match,
-                    pattern.finditer,
-                    figure.unit,
-                    {word.lower(): factor for word, factor in figure.scale.items()},
-                    at_numbers,
-                    digits_only,
-                )
-            )
+            if not figure.pattern.startswith("(?P<value>"):
+                pattern = re.compile(figure.pattern, re.IGNORECASE)
+                self._anywhere.append((_figure(name, figure, "value", "unit"), pattern.finditer))
+                continue
+            at_digits.append((name, figure))
+            if any(word in figure.pattern.lower() for word in _NUMBER_WORDS):
+                at_words.append((name, figure))
+        self._at_digits = _figures(at_digits)
+        self._at_words = _figures(at_words)
 
     def _read(self, title: str, summary: str) -> _Item:
         """Find every key in both fields, sort the hits into sentences, note the
@@ -510,15 +546,14 @@ class Classifier:
                     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
             if numbers and number_key >= 0:
                 hits.extend(_number_hits(text, numbers, number_key))
-            numbers_or_words = numbers
+            words: list[int] = []
             if hits:
                 field_mask = self._sort_hits(item, field, text, hits, ends)
                 if field_mask & number_word:  # "six", as well as "6"
-                    numbers_or_words = sorted(
-                        [*numbers, *(h[1] for h in hits if key_mask[h[0]] & number_word)]
-                    )
-            if numbers_or_words:
-                item.numbers.append((field, text, numbers, numbers_or_words))
+                    words = [h[1] for h in hits if key_mask[h[0]] & number_word]
+                    words.sort()
+            if numbers or words:
+                item.numbers.append((field, text, numbers, words))
         return item
 
     def _sort_hits(
@@ -651,27 +686,18 @@ class Classifier:
     def _figures_found(self, item: _Item) -> tuple[FoundEntity, ...]:
         """The pack's figures, each with its value in the figure's unit."""
         found: list[FoundEntity] = []
-        for field, text, digits, numbers in item.numbers:
-            for figure in self._figures:
-                if figure.at_numbers:
-                    starts = digits if figure.digits_only else numbers
-                    matches: list[re.Match[str]] = []
-                    end = -1
-                    for start in starts:
-                        if start >= end and (m := figure.match(text, start)):
-                            matches.append(m)
-                            end = m.end()
-                else:
-                    matches = list(figure.finditer(text))
-                for m in matches:
-                    raw = m.group("value")
-                    value = None if raw is None else _value(raw)
-                    if value is None:
-                        continue
-                    if figure.scale and (unit := m.group("unit")):
-                        value *= figure.scale.get(unit.lower(), 1.0)
-                    span: Span = (field, m.start(), m.end(), m.group(0))
-                    found.append(("figure", figure.name, value, figure.unit, (span,)))
+        for field, text, digits, words in item.numbers:
+            for figures, starts in ((self._at_digits, digits), (self._at_words, words)):
+                if figures is None or not starts:
+                    continue
+                end = -1
+                for start in starts:
+                    if start >= end and (m := figures.match(text, start)):
+                        end = m.end()
+                        _found(found, field, figures.of[cast(str, m.lastgroup)], m)
+            for figure, finditer in self._anywhere:
+                for m in finditer(text):
+                    _found(found, field, figure, m)
         return tuple(found)
 
     def story_key(self, item: NewsItem, result: Classification) -> str:

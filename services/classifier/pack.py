@@ -25,11 +25,26 @@ __all__ = [
     "FigureSpec",
     "Rule",
     "TopicPack",
+    "alternation",
     "expand",
     "load_pack",
 ]
 
 _BRACES = re.compile(r"\{([^{}]*)\}")
+_GROUP = re.compile(r"\(\?P<(\w+)>")
+_BACKREF = re.compile(r"\(\?P=(\w+)\)")
+
+
+def alternation(patterns: list[str]) -> str:
+    """Figure patterns as one regex: the i-th is the group ``f{i}``, its own
+    groups renamed ``f{i}_value``, ``f{i}_unit`` and so on."""
+    parts = []
+    for i, pattern in enumerate(patterns):
+        body = _BACKREF.sub(rf"(?P=f{i}_\1)", _GROUP.sub(rf"(?P<f{i}_\1>", pattern))
+        parts.append(f"(?P<f{i}>{body})")
+    return "|".join(parts)
+
+
 NUMBER_TERM = "<number>"
 """A term group phrase that stands for any number in the text ("33", "1,200")."""
 
@@ -145,6 +160,10 @@ class TopicPack(_Spec):
         missing = [
             f"{where}: unknown term group {group!r}" for where, group in used if group not in known
         ]
+        try:
+            re.compile(alternation([f.pattern for f in self.figures.values()]))
+        except re.error as exc:
+            missing.append(f"figures: the patterns do not combine into one regex: {exc}")
         missing += [
             f"terms.{group}: {phrase!r}: {NUMBER_TERM} is a phrase of its own"
             for group, phrases in self.terms.items()

@@ -440,14 +440,42 @@ def test_a_number_term_is_not_the_word_number(tmp_path: Path) -> None:
     assert not _counting_pack(tmp_path, '"<number>"').classify("", "A number of ships").event_types
 
 
-def test_a_figure_scale_needs_a_unit_group(tmp_path: Path) -> None:
-    """A scale without a (?P<unit>...) group to choose its factor fails at load."""
-    pack = tmp_path / "scale.yaml"
+def _figure_pack(tmp_path: Path, figures: str) -> Path:
+    pack = tmp_path / "figures.yaml"
     pack.write_text(
-        "name: scale\nversion: '1'\ndescription: x\nterms: {a: [x]}\n"
+        "name: figures\nversion: '1'\ndescription: x\nterms: {a: [x]}\n"
         "relevance: {rules: [{all: [a], score: 0.9}]}\n"
         "events: {e: {description: d, severity: low, rules: [{all: [a]}]}}\n"
-        "figures: {km: {pattern: '(?P<value>\\d+) km', unit: metres, scale: {km: 1000}}}\n"
+        f"figures: {{{figures}}}\n"
+    )
+    return pack
+
+
+def test_one_figure_per_number_the_first_in_pack_order(tmp_path: Path) -> None:
+    """Two figures that read the same number: the pack's first one takes it."""
+    pack = _figure_pack(
+        tmp_path,
+        "ships: {pattern: '(?P<value>\\d+) ships', unit: ships},"
+        " any: {pattern: '(?P<value>\\d+)', unit: things}",
+    )
+    found = Classifier(load_pack(str(pack))).classify("", "Now 40 ships and 7 cranes.")
+    assert [(e.name, e.value) for e in found.entities if e.kind == "figure"] == [
+        ("ships", 40.0),
+        ("any", 7.0),
+    ]
+
+
+def test_figures_that_cannot_share_one_regex_are_refused(tmp_path: Path) -> None:
+    """The figures are matched as one regex, so a global flag inside one fails at load."""
+    pack = _figure_pack(tmp_path, "a: {pattern: '(?i)(?P<value>\\d+) x', unit: x}")
+    with pytest.raises(PackError, match=r"figures: the patterns do not combine"):
+        load_pack(str(pack))
+
+
+def test_a_figure_scale_needs_a_unit_group(tmp_path: Path) -> None:
+    """A scale without a (?P<unit>...) group to choose its factor fails at load."""
+    pack = _figure_pack(
+        tmp_path, "km: {pattern: '(?P<value>\\d+) km', unit: metres, scale: {km: 1000}}"
     )
     with pytest.raises(PackError, match=r"figures\.km: .*scale needs a \(\?P<unit>"):
         load_pack(str(pack))
