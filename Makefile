@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 # which re-runs the install so the link tree follows.
 PACKAGE_DIRS := services $(wildcard services/*/) services/classifier/packs shared
 # Modules setup.py compiles with mypyc: editing one rebuilds it.
-COMPILED := services/classifier/engine.py
+COMPILED := $(addprefix services/classifier/,engine.py scan.py figures.py)
 
 TOOLS_STAMP := $(VENV)/.tools
 
@@ -73,3 +73,4 @@ check: lint typecheck test
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
 	find services -name "*.so" -delete
+	rm -f *__mypyc.*.so

@@ -24,21 +24,23 @@ runs the same as plain Python. Nothing here does I/O or reads the clock.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Final, Literal, cast
+from typing import cast
 
 import ahocorasick_rs
 from dohawatch.shared import ids
 from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
 from pydantic import TypeAdapter
 
-from .pack import NUMBER_TERM, FigureSpec, Rule, TopicPack, alternation, expand
+from . import scan
+from .figures import NUMBER_WORDS, Figures
+from .pack import NUMBER_TERM, Rule, TopicPack, expand
+from .scan import FieldName, Hit, Span
 
 __all__ = [
     "ENGINE_VERSION",
@@ -51,209 +53,19 @@ __all__ = [
 
 ENGINE_VERSION = "3"
 
-FieldName = Literal["title", "summary"]
-Span = tuple[FieldName, int, int, str]
-"""Evidence as plain data: field, start, end (one past the last character), text."""
 FoundEvent = tuple[str, float, tuple[Span, ...]]
 """An event tag: type, confidence, evidence."""
 FoundEntity = tuple[str, str, float | None, str | None, tuple[Span, ...]]
 """An entity or figure: kind, canonical name, value, unit, evidence."""
 
-# A hit: key index, start, end + 2 (the key's padding) in its field. Typed as a
-# plain tuple so that compiled code passes the finder's tuples on as they are
-# instead of unpacking each into a C struct and boxing it again when stored.
-_Hit = tuple[int, ...]
-_Sentence = tuple[FieldName, str, list[_Hit], int]  # field, its text, hits, mask
-
-# A sentence ends at . ! ? followed by space and an upper-case letter or a quote;
-# abbreviations such as "U.S. officials" stay inside their sentence.
-_SENTENCE_END: Final = re.compile(r"[.!?][\"'’”)]?\s+(?=[\"'‘“(]?[A-Z0-9])")
-_NUMBER: Final = re.compile(r"\d[\d,.]*")  # each match is one whole number: its start is a start
-_NOT_WORD: Final = re.compile(r"[^\w ]|_")  # every character but letters, digits and the space
-
-
-def _table(classes: dict[bytes, int], other: int) -> bytes:
-    """A 256-byte translation table: each byte of a key of ``classes`` to its value."""
-    table = bytearray([other]) * 256
-    for members, to in classes.items():
-        for byte in members:
-            table[byte] = to
-    return bytes(table)
-
-
-_UPPER = bytes(range(65, 91))
-_LOWER = bytes(range(97, 123))
-_DIGITS = b"0123456789"
-# ASCII words: letters lower-cased, digits kept, every other byte a space.
-_ASCII_WORDS: Final = bytes(
-    c + 32 if c in _UPPER else c if c in _LOWER or c in _DIGITS else 32 for c in range(256)
-)
-# ASCII character classes, so that sentence ends and numbers are found with
-# ``bytes.find`` (a regex costs more to start than these texts cost to scan):
-# "." and "!" end a sentence, "q" quotes it, "A" may begin one, "0" is a digit.
-_ASCII_CLASSES: Final = _table(
-    {b".": ord("."), b"!?": ord("!"), b"\"'": ord("q"), b")": ord(")"), b"(": ord("(")}
-    | {b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f": 32, _UPPER: ord("A"), _DIGITS: ord("0"), b",": ord(",")},
-    ord("x"),
-)
-# The classes as ints, Final so that compiled code reads them as constants.
-_DIGIT: Final = 48  # "0"
-_COMMA: Final = 44  # ","
-_DOT: Final = 46  # "."
-_SPACE: Final = 32  # " "
-_CAPITAL: Final = 65  # "A"
-_QUOTE: Final = 113  # "q"
-_OPEN: Final = 40  # "("
-_CLOSE: Final = 41  # ")"
-
-
-def _ascii_numbers(classes: bytes) -> list[int]:
-    """Where numbers begin: each run of digits, commas and full stops that starts
-    with a digit (``\\d[\\d,.]*``, the regex's own reading), found with ``find``."""
-    starts = []
-    end = len(classes)
-    i = classes.find(b"0")
-    while i >= 0:
-        starts.append(i)
-        i += 1
-        while i < end and classes[i] in (_DIGIT, _COMMA, _DOT):
-            i += 1
-        i = classes.find(b"0", i)
-    return starts
-
-
-def _ascii_sentence_starts(classes: bytes) -> list[int]:
-    """Where sentences after the first begin: after "." or "!", an optional closing
-    quote, spaces, then a capital or digit, perhaps behind an opening quote
-    (``_SENTENCE_END`` for ASCII text, found with ``find``)."""
-    starts = []
-    end = len(classes)
-    for stop in (b".", b"!"):
-        i = classes.find(stop)
-        while i >= 0:
-            j = i + 1
-            if j < end and classes[j] in (_QUOTE, _CLOSE):
-                j += 1
-            k = j
-            while k < end and classes[k] == _SPACE:
-                k += 1
-            if k > j and k < end:
-                first = classes[k]
-                if first in (_QUOTE, _OPEN) and k + 1 < end:
-                    first = classes[k + 1]
-                if first in (_CAPITAL, _DIGIT):
-                    starts.append(k)
-            i = classes.find(stop, i + 1)
-    if len(starts) > 1:
-        starts.sort()
-    return starts
-
-
-def _number_hits(text: str, starts: list[int], key: int) -> list[_Hit]:
-    """A hit of ``key`` on each number beginning at ``starts``: its digits and the
-    commas and full stops between them, not one that ends it ("33," is "33")."""
-    hits: list[_Hit] = []
-    size = len(text)
-    for start in starts:
-        i = end = start + 1
-        while i < size and (text[i].isdigit() or text[i] in ",."):
-            i += 1
-            if text[i - 1].isdigit():
-                end = i
-        hits.append((key, start, end + 2))
-    return hits
-
-
-# "zero" and "one" are left out: "one of the hostages" is no figure, and the
-# words are too common to try each as one.
-_NUMBER_WORDS: Final[dict[str, int]] = {
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "ninety": 90,
-}
-
-
-def _value(text: str) -> float | None:
-    """A figure's value: digits with thousands commas ("1,200"), a decimal
-    ("1.5") or a number word ("six"); None for anything else ("1.2.3")."""
-    try:
-        return float(text.replace(",", ""))
-    except ValueError:
-        words = _NUMBER_WORDS.get(text.lower())
-        return None if words is None else float(words)
-
-
-def _figure(name: str, spec: FigureSpec, value: str, unit: str) -> _Figure:
-    scale = {word.lower(): factor for word, factor in spec.scale.items()}
-    return _Figure(name, spec.unit, scale, value, unit)
-
-
-def _figures(figures: list[tuple[str, FigureSpec]]) -> _Figures | None:
-    if not figures:
-        return None
-    regex = re.compile(alternation([spec.pattern for _, spec in figures]), re.IGNORECASE)
-    return _Figures(
-        regex.match,
-        {
-            f"f{i}": _figure(name, spec, f"f{i}_value", f"f{i}_unit")
-            for i, (name, spec) in enumerate(figures)
-        },
-    )
-
-
-def _found(found: list[FoundEntity], field: FieldName, figure: _Figure, m: re.Match[str]) -> None:
-    """Add the figure ``m`` matched, in the figure's unit, unless its value is no number."""
-    raw = m.group(figure.value)
-    value = None if raw is None else _value(raw)
-    if value is None:
-        return
-    if figure.scale and (unit := m.group(figure.unit_group)):
-        value *= figure.scale.get(unit.lower(), 1.0)
-    span: Span = (field, m.start(), m.end(), m.group(0))
-    found.append(("figure", figure.name, value, figure.unit, (span,)))
-
-
-def _lower_same_length(text: str) -> str:
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        return lowered
-    # A few characters lower-case to two (İ → i̇); keep offsets aligned with the original.
-    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
-
-
-def _words(text: str) -> str:
-    """``text`` lower-cased, every character that is not a letter or digit made a
-    space, and padded with a space each side: an automaton key `` key `` then
-    matches whole words only, and offsets stay those of ``text`` plus one."""
-    return f" {_NOT_WORD.sub(' ', _lower_same_length(text))} "
+_Sentence = tuple[FieldName, str, list[Hit], int]  # field, its text, hits, mask
 
 
 def _strongest_first(event: tuple[int, float, str, tuple[Span, ...]]) -> tuple[int, float]:
     return (-event[0], -event[1])  # severity rank, then confidence
 
 
-def _span(field: FieldName, text: str, hit: _Hit) -> Span:
+def _span(field: FieldName, text: str, hit: Hit) -> Span:
     start, end = hit[1], hit[2] - 2
     return (field, start, end, text[start:end])
 
@@ -334,25 +146,6 @@ class _Event:
     need: int  # the groups every rule shares: an item without them cannot match
 
 
-@dataclass(frozen=True, slots=True)
-class _Figure:
-    name: str
-    unit: str
-    scale: dict[str, float]  # the pattern's unit word, lower-cased -> factor to ``unit``
-    value: str  # the names of its groups in the regex it is matched with
-    unit_group: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Figures:
-    """Figure patterns matched as one alternation (one call per place, where
-    the call costs more than the failing branches): at most one figure per
-    place, the first in pack order."""
-
-    match: Callable[[str, int], re.Match[str] | None]  # the regex's, bound once
-    of: dict[str, _Figure]  # alternative group name -> its figure
-
-
 class _Item:
     """One item read: its sentences with their hits and masks, the entity
     mentions, and where numbers begin."""
@@ -363,7 +156,7 @@ class _Item:
         self.key_mask = key_mask
         self.mask = 0
         self.sentences: list[_Sentence] = []  # the title, then the summary's, in order
-        self.entity_hits: list[tuple[FieldName, str, _Hit]] = []
+        self.entity_hits: list[tuple[FieldName, str, Hit]] = []
         # Per field with numbers: where digits begin, and where number words do.
         self.numbers: list[tuple[FieldName, str, list[int], list[int]]] = []
 
@@ -401,7 +194,7 @@ class _Item:
                         return chosen
         return None
 
-    def _anchor(self, hits: list[_Hit], bit: int, cancel: int, window: int) -> _Hit | None:
+    def _anchor(self, hits: list[Hit], bit: int, cancel: int, window: int) -> Hit | None:
         """The first hit of ``bit`` with no cancel hit ending ``window`` characters before it."""
         key_mask = self.key_mask
         for hit in hits:
@@ -445,16 +238,16 @@ class Classifier:
                     number_bits |= bit[group]
                     continue
                 for variant in expand(phrase):
-                    keys[_words(variant)] |= bit[group]
+                    keys[scan.words(variant)] |= bit[group]
         first_entity = len(bit)
         for i, entity in enumerate(pack.entities.values()):
             for alias in entity.aliases:
                 for variant in expand(alias):
-                    keys[_words(variant)] |= 1 << (first_entity + i)
+                    keys[scan.words(variant)] |= 1 << (first_entity + i)
         # Number words are numbers too: for the figures, and for NUMBER_TERM.
         self._number_word = 1 << (first_entity + len(entity_names))
-        for word in _NUMBER_WORDS:
-            keys[_words(word)] |= self._number_word | number_bits
+        for word in NUMBER_WORDS:
+            keys[scan.words(word)] |= self._number_word | number_bits
         self._keys = list(keys)
         self._key_mask = list(keys.values())
         # Numbers are found by the scanner, not the automaton: one key past the
@@ -470,13 +263,13 @@ class Classifier:
         self._entity_meta = [(pack.entities[n].kind, n) for n in entity_names]
         # Bound once: compiled code looks a method up by name at every call.
         self._find_ascii = cast(
-            Callable[[bytes, bool], list[_Hit]],
+            Callable[[bytes, bool], list[Hit]],
             ahocorasick_rs.BytesAhoCorasick(
                 [k.encode() for k in self._keys]
             ).find_matches_as_indexes,
         )
         self._find_text = cast(
-            Callable[[str, bool], list[_Hit]],
+            Callable[[str, bool], list[Hit]],
             ahocorasick_rs.AhoCorasick(self._keys).find_matches_as_indexes,
         )
 
@@ -506,21 +299,7 @@ class Classifier:
             for r in rules[1:]:
                 shared &= r.need
             self._events.append(_Event(name, spec.severity.rank, rules, shared))
-        # Patterns that begin with their value are tried only where a number
-        # begins; a pattern that spells out no number word, only at digits.
-        at_digits: list[tuple[str, FigureSpec]] = []
-        at_words: list[tuple[str, FigureSpec]] = []
-        self._anywhere: list[tuple[_Figure, Callable[[str], Iterator[re.Match[str]]]]] = []
-        for name, figure in pack.figures.items():
-            if not figure.pattern.startswith("(?P<value>"):
-                pattern = re.compile(figure.pattern, re.IGNORECASE)
-                self._anywhere.append((_figure(name, figure, "value", "unit"), pattern.finditer))
-                continue
-            at_digits.append((name, figure))
-            if any(word in figure.pattern.lower() for word in _NUMBER_WORDS):
-                at_words.append((name, figure))
-        self._at_digits = _figures(at_digits)
-        self._at_words = _figures(at_words)
+        self._figures = Figures(pack.figures)
 
     def _read(self, title: str, summary: str) -> _Item:
         """Find every key in both fields, sort the hits into sentences, note the
@@ -534,18 +313,18 @@ class Classifier:
         for field, text in (("title", title), ("summary", summary)):
             if text.isascii():
                 raw = text.encode("ascii")
-                hits = self._find_ascii(b" " + raw.translate(_ASCII_WORDS) + b" ", True)
-                classes = raw.translate(_ASCII_CLASSES)
-                numbers = _ascii_numbers(classes)
+                hits = self._find_ascii(b" " + raw.translate(scan.ASCII_WORDS) + b" ", True)
+                classes = raw.translate(scan.ASCII_CLASSES)
+                numbers = scan.ascii_numbers(classes)
                 if field == "summary":
-                    ends = _ascii_sentence_starts(classes)
+                    ends = scan.ascii_sentence_starts(classes)
             else:
-                hits = self._find_text(_words(text), True)
-                numbers = [m.start() for m in _NUMBER.finditer(text)]
+                hits = self._find_text(scan.words(text), True)
+                numbers = [m.start() for m in scan.NUMBER.finditer(text)]
                 if field == "summary":
-                    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+                    ends = [m.end() for m in scan.SENTENCE_END.finditer(text)]
             if numbers and number_key >= 0:
-                hits.extend(_number_hits(text, numbers, number_key))
+                hits.extend(scan.number_hits(text, numbers, number_key))
             words: list[int] = []
             if hits:
                 field_mask = self._sort_hits(item, field, text, hits, ends)
@@ -557,7 +336,7 @@ class Classifier:
         return item
 
     def _sort_hits(
-        self, item: _Item, field: FieldName, text: str, hits: list[_Hit], ends: list[int]
+        self, item: _Item, field: FieldName, text: str, hits: list[Hit], ends: list[int]
     ) -> int:
         """Sort one field's hits into its sentences and note its entity mentions;
         return the union of the field's bits."""
@@ -575,7 +354,7 @@ class Classifier:
             return mask
         starts = [0, *ends]
         last = len(starts) - 1
-        buckets: list[list[_Hit]] = [[] for _ in starts]
+        buckets: list[list[Hit]] = [[] for _ in starts]
         masks = [0] * len(starts)
         i, low, high = 0, 0, starts[1] if last else len(text) + 1
         bucket = buckets[0]
@@ -687,17 +466,8 @@ class Classifier:
         """The pack's figures, each with its value in the figure's unit."""
         found: list[FoundEntity] = []
         for field, text, digits, words in item.numbers:
-            for figures, starts in ((self._at_digits, digits), (self._at_words, words)):
-                if figures is None or not starts:
-                    continue
-                end = -1
-                for start in starts:
-                    if start >= end and (m := figures.match(text, start)):
-                        end = m.end()
-                        _found(found, field, figures.of[cast(str, m.lastgroup)], m)
-            for figure, finditer in self._anywhere:
-                for m in finditer(text):
-                    _found(found, field, figure, m)
+            for name, value, unit, span in self._figures.read(field, text, digits, words):
+                found.append(("figure", name, value, unit, (span,)))
         return tuple(found)
 
     def story_key(self, item: NewsItem, result: Classification) -> str:

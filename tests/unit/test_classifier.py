@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from dohawatch.classifier import engine
+from dohawatch.classifier import engine, scan
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, evaluate
 from dohawatch.classifier.pack import expand, load_pack
@@ -527,38 +527,52 @@ def test_the_classifier_writes_the_contract_json_byte_for_byte(doha: Classifier)
 
 
 def test_compiled_and_interpreted_engines_agree(
-    doha: Classifier, monkeypatch: pytest.MonkeyPatch
+    doha: Classifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The engine mypyc compiled finds what its Python source finds, item for item."""
     if not engine.__file__ or engine.__file__.endswith(".py"):
         pytest.skip("the engine is not compiled here (no compiler, or DOHAWATCH_PURE_PYTHON set)")
-    source = Path(engine.__file__).with_name("engine.py")
-    spec = importlib.util.spec_from_file_location("dohawatch.classifier._engine_source", source)
-    assert spec is not None
-    assert spec.loader is not None
-    interpreted = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, interpreted)  # dataclasses look it up
-    spec.loader.exec_module(interpreted)
-    assert interpreted.__file__.endswith(".py")
-    plain = interpreted.Classifier(doha.pack)
-    for item in _corpus_items():
-        ours, theirs = (
-            doha.classify(item.title, item.summary),
-            plain.classify(item.title, item.summary),
-        )
-        assert (ours.relevance, ours.found_events, ours.found_entities, ours.relevance_spans) == (
-            theirs.relevance,
-            theirs.found_events,
-            theirs.found_entities,
-            theirs.relevance_spans,
-        )
+    # A copy of the package's sources under another name imports its modules
+    # (engine, scan, figures, pack) from source, none of them compiled.
+    copy = tmp_path / "plain_classifier"
+    copy.mkdir()
+    for source in Path(engine.__file__).parent.glob("*.py"):
+        (copy / source.name).write_text(source.read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        plain = importlib.import_module("plain_classifier.engine").Classifier(doha.pack)
+        compiled = [
+            name
+            for name, module in sys.modules.items()
+            if name.startswith("plain_classifier.") and not (module.__file__ or "").endswith(".py")
+        ]
+        assert not compiled
+        for item in _corpus_items():
+            ours, theirs = (
+                doha.classify(item.title, item.summary),
+                plain.classify(item.title, item.summary),
+            )
+            assert (
+                ours.relevance,
+                ours.found_events,
+                ours.found_entities,
+                ours.relevance_spans,
+            ) == (
+                theirs.relevance,
+                theirs.found_events,
+                theirs.found_entities,
+                theirs.relevance_spans,
+            )
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "plain_classifier"]:
+            del sys.modules[name]
 
 
 @given(st.text(alphabet=" \t\n.!?,'\"()aZ09-", max_size=60))
 def test_ascii_scanners_read_sentences_and_numbers_as_the_regexes_do(text: str) -> None:
     """The byte scanners of the ASCII path agree with the regexes of the general one."""
-    classes = text.encode("ascii").translate(engine._ASCII_CLASSES)
-    assert engine._ascii_numbers(classes) == [m.start() for m in engine._NUMBER.finditer(text)]
-    assert engine._ascii_sentence_starts(classes) == [
-        m.end() for m in engine._SENTENCE_END.finditer(text)
+    classes = text.encode("ascii").translate(scan.ASCII_CLASSES)
+    assert scan.ascii_numbers(classes) == [m.start() for m in scan.NUMBER.finditer(text)]
+    assert scan.ascii_sentence_starts(classes) == [
+        m.end() for m in scan.SENTENCE_END.finditer(text)
     ]
