@@ -65,8 +65,12 @@ def test_shared_vocabulary_alone_is_not_relevant(doha: Classifier, title: str) -
             "At the Doha Forum, Qatar said its mediation on Gaza goes on.",
             "At the Doha Forum, Qatar said the Gaza talks with Hamas have stalled.",
         ),
+        (
+            "The Security Council backed a plan for a ceasefire between Israel and Hezbollah.",
+            "The Security Council backed a plan for a ceasefire between Israel and Hamas.",
+        ),
     ],
-    ids=["reconciliation talks", "a forum speech"],
+    ids=["reconciliation talks", "a forum speech", "a ceasefire resolution"],
 )
 def test_other_talks_and_passing_mentions_are_not_relevant(
     doha: Classifier, other: str, talks: str
