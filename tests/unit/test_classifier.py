@@ -243,6 +243,7 @@ def test_what_the_talks_are_about_is_not_what_happened(
         ("Negotiations are bogged down over the prisoner list.", "talks_stalled"),
         ("Israel and Hamas clinched a ceasefire deal in Doha.", "agreement_reached"),
         ("The Gaza truce went into effect at 8:30 a.m.", "agreement_reached"),
+        ("Israel and Hamas agreed to the first phase of the plan.", "agreement_reached"),
         ("The swap of hostages for prisoners starts on Sunday.", "hostage_prisoner_terms"),
         ("The plan sees a truce and the release of some hostages.", "hostage_prisoner_terms"),
         ("Hamas said it was studying a new Israeli proposal.", "proposal_or_response"),
