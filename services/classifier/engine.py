@@ -8,8 +8,8 @@ How an item is read:
 2. One Aho-Corasick pass per field finds every key of every term group and
    entity alias at once. Keys carry their padding spaces, so they match whole
    words only, and "al-Hayya" and "al Hayya" are one key. A term group that
-   holds ``<number>`` is hit by every number too; numbers are found by the
-   scanner that also serves the figures, not by the automaton.
+   holds ``<number>`` is hit by every number too: digits are found by the
+   scanner that also serves the figures, number words by the automaton.
 3. A key's term groups and entities are bits of one integer; the hits are
    sorted into sentences, each with the union of its keys' bits. A rule is a
    mask as well: it holds in a sentence whose mask contains it. Rules are tried

@@ -46,7 +46,7 @@ def alternation(patterns: list[str]) -> str:
 
 
 NUMBER_TERM = "<number>"
-"""A term group phrase that stands for any number in the text ("33", "1,200")."""
+"""A term group phrase that stands for any number in the text ("33", "1,200", "six")."""
 
 
 def expand(phrase: str) -> list[str]:
@@ -103,8 +103,8 @@ class EntitySpec(_Spec):
 class FigureSpec(_Spec):
     """A number worth extracting: a regex with a ``value`` group and its unit.
 
-    ``value`` may match digits ("1,200", "1.5") or a number word up to twenty,
-    or a tens word to ninety ("six", "sixty"). With ``scale``, the pattern's
+    ``value`` may match digits ("1,200", "1.5"), a number word from two to
+    twenty, or a tens word to ninety ("six", "sixty"). With ``scale``, the pattern's
     ``unit`` group names the factor that converts into ``unit``: "week": 7 for
     days, "km": 1000 for metres.
     """
