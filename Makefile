@@ -66,7 +66,7 @@ schemas: $(VENV)/.installed
 	$(BIN)/dohawatch schemas --write schemas/
 
 eval: $(VENV)/.installed
-	$(BIN)/dohawatch eval $(or $(FILE),tests/data/dev-corpus.jsonl)
+	$(BIN)/dohawatch eval $(or $(FILE),tests/data/dev-corpus.jsonl --holdout tests/data/dev-corpus.holdout) $(ARGS)
 
 check: lint typecheck test
 

@@ -140,13 +140,23 @@ def _classify(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from .classifier.engine import Classifier
-    from .classifier.evaluate import Labelled, evaluate
+    from .classifier.evaluate import Labelled, evaluate_parts, read_holdout
     from .classifier.pack import load_pack
 
     with _open_input(args.file) as lines:
         items = [Labelled.from_json(json.loads(line)) for line in lines if line.strip()]
-    report = evaluate(Classifier(load_pack(args.pack)), items)
-    print("\n".join(report.lines()))
+    held_out = read_holdout(Path(args.holdout)) if args.holdout else frozenset()
+    parts = evaluate_parts(Classifier(load_pack(args.pack)), items, held_out)
+    for name, report in parts.items():
+        stories = len({i.story for i, *_ in report.wrong})
+        print(f"== {name}: {report.items} items ({stories} stories with an error)")
+        print("\n".join(report.table()), end="\n\n")
+    # Each wrong item once: by part when the corpus is split, else the whole.
+    listed = [name for name in parts if name != "all"] or ["all"]
+    if args.wrong != "all":
+        listed = [name for name in listed if name == args.wrong]
+    for name in listed:
+        print(f"== wrong, {name}:", *parts[name].wrong_lines(), sep="\n", end="\n\n")
     return 0
 
 
@@ -246,10 +256,21 @@ def _parser() -> argparse.ArgumentParser:
         "eval",
         help="score the classifier on labelled JSON lines",
         description="Print precision, recall and F1 for relevance and "
-        "each event type, then every wrongly classified item.",
+        "each event type, on the whole file and, with --holdout, on the tuned and "
+        "held-out stories apart; then every wrongly classified item.",
     )
     evaluate.add_argument("file", help="labelled JSONL (id, title, summary, relevant, events)")
     evaluate.add_argument("--pack", default="doha-talks", help="topic pack name or path")
+    evaluate.add_argument(
+        "--holdout",
+        help="file of held-out story ids: scored apart from the stories the pack was tuned on",
+    )
+    evaluate.add_argument(
+        "--wrong",
+        choices=["all", "tuned", "held-out", "none"],
+        default="all",
+        help="whose wrong items to print (while tuning rules, 'tuned' keeps the held-out unread)",
+    )
     broker = sub.add_parser(
         "broker",
         help="run the embedded Kafka-compatible broker",

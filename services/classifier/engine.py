@@ -14,8 +14,13 @@ How an item is read:
    sorted into sentences, each with the union of its keys' bits. A rule is a
    mask as well: it holds in a sentence whose mask contains it. Rules are tried
    on the item's mask first, so most fail without a look at any sentence.
-4. Positions are read only for what is reported: the cancel window before an
-   anchor, and the spans of the rules and entities that matched.
+4. Positions are read only where a rule's mask holds: the cancel window before
+   a word (a ``cancel_before`` term only right before the anchor, a
+   ``cancel_after`` term right after a word), the words between the anchor and
+   each other group's word for a rule with ``near``, and the spans of the rules
+   and entities that matched.
+5. An event type that the title shows drops the types it ``supersedes`` that
+   only the summary shows: the title is the report's claim.
 
 setup.py compiles this module with mypyc when a C compiler is at hand, which
 is why it is typed closely and keeps its hot loops free of small objects; it
@@ -51,7 +56,7 @@ __all__ = [
     "Span",
 ]
 
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 
 FoundEvent = tuple[str, float, tuple[Span, ...]]
 """An event tag: type, confidence, evidence."""
@@ -136,6 +141,10 @@ class _Rule:
     cancel: int = 0
     window: int = 0
     score: float = 0.0
+    near: int = -1  # words allowed between the anchor and each other group's word; -1: any
+    ordered: bool = False  # the other groups' words follow the anchor's
+    before: int = 0  # groups that cancel the anchor standing right before it
+    after: int = 0  # groups that cancel a word beginning right after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +153,15 @@ class _Event:
     rank: int
     rules: tuple[_Rule, ...]
     need: int  # the groups every rule shares: an item without them cannot match
+    supersedes: frozenset[str]  # types that this one, claimed by the title, outranks
+
+
+def _words_between(text: str, a: Hit, b: Hit) -> int:
+    """How many words stand between two hits of one sentence (0 when they touch)."""
+    if a[1] > b[1]:
+        a, b = b, a
+    end = a[2] - 2
+    return len(text[end : b[1]].split()) if b[1] > end else 0
 
 
 class _Item:
@@ -179,6 +197,8 @@ class _Item:
             return None
         if len(rule.groups) == 1 and not cancel:
             return [self._first(self.sentences, need)]
+        if rule.near >= 0:
+            return self._near(rule, cancel)
         for sentence in self.sentences:
             field, text, hits, mask = sentence
             if mask & need == need:
@@ -193,6 +213,56 @@ class _Item:
                     else:
                         return chosen
         return None
+
+    def _near(self, rule: _Rule, cancel: int) -> list[Span] | None:
+        """The spans of ``rule`` in the first sentence where a word of each other
+        group stands within ``rule.near`` words of an uncancelled anchor word
+        (after it, if the rule is ordered)."""
+        need = rule.need
+        for field, text, hits, mask in self.sentences:
+            if mask & need != need:
+                continue
+            c = cancel & mask
+            after = rule.after & mask
+            anchors = self._uncancelled(hits, rule.groups[0], c | rule.before & mask, rule, after)
+            for anchor in anchors:
+                chosen = [anchor]
+                for bit in rule.groups[1:]:
+                    for other in self._uncancelled(hits, bit, c, rule, after):
+                        if rule.ordered and other[1] < anchor[1]:
+                            continue
+                        if _words_between(text, anchor, other) <= rule.near:
+                            chosen.append(other)
+                            break
+                    else:
+                        break
+                else:
+                    return [_span(field, text, hit) for hit in chosen]
+        return None
+
+    def _uncancelled(
+        self, hits: list[Hit], bit: int, cancel: int, rule: _Rule, after: int
+    ) -> list[Hit]:
+        """Every hit of ``bit`` with no cancel hit ending ``rule.window`` characters
+        before it (a ``before`` hit only right before it), nor an ``after`` hit
+        beginning right after it."""
+        key_mask = self.key_mask
+        window = rule.window
+        before = rule.before
+        found = []
+        for hit in hits:
+            if key_mask[hit[0]] & bit:
+                start, end = hit[1], hit[2] - 2
+                for k, s, e in hits:
+                    bits = key_mask[k]
+                    gap = start - (e - 2)
+                    if bits & cancel and 0 <= gap <= (window if bits & ~before else 1):
+                        break
+                    if bits & after and 0 <= s - end <= 1:
+                        break
+                else:
+                    found.append(hit)
+        return found
 
     def _anchor(self, hits: list[Hit], bit: int, cancel: int, window: int) -> Hit | None:
         """The first hit of ``bit`` with no cancel hit ending ``window`` characters before it."""
@@ -273,7 +343,19 @@ class Classifier:
             ahocorasick_rs.AhoCorasick(self._keys).find_matches_as_indexes,
         )
 
-        def compiled(rule: Rule, cancel: tuple[str, ...] = (), window: int = 0) -> _Rule:
+        def bits(names: tuple[str, ...]) -> int:
+            mask = 0
+            for name in names:
+                mask |= bit[name]
+            return mask
+
+        def compiled(
+            rule: Rule,
+            cancel: tuple[str, ...] = (),
+            window: int = 0,
+            before: tuple[str, ...] = (),
+            after: tuple[str, ...] = (),
+        ) -> _Rule:
             groups = tuple(bit[g] for g in rule.all)
             need = 0
             for b in groups:
@@ -289,16 +371,31 @@ class Classifier:
                 cancel=cancel_bits,
                 window=window,
                 score=getattr(rule, "score", 0.0),
+                near=-1 if rule.near is None else rule.near,
+                ordered=rule.ordered,
+                before=bits(before),
+                after=bits(after),
             )
 
         self._relevance = [compiled(r) for r in pack.relevance.rules]
         self._events = []
         for name, spec in pack.events.items():
-            rules = tuple(compiled(r, spec.cancel, spec.cancel_window) for r in spec.rules)
+            rules = tuple(
+                compiled(
+                    r,
+                    spec.cancel if r.cancel is None else r.cancel,
+                    spec.cancel_window,
+                    spec.cancel_before,
+                    spec.cancel_after,
+                )
+                for r in spec.rules
+            )
             shared = rules[0].need
             for r in rules[1:]:
                 shared &= r.need
-            self._events.append(_Event(name, spec.severity.rank, rules, shared))
+            self._events.append(
+                _Event(name, spec.severity.rank, rules, shared, frozenset(spec.supersedes))
+            )
         self._figures = Figures(pack.figures)
 
     def _read(self, title: str, summary: str) -> _Item:
@@ -419,8 +516,14 @@ class Classifier:
         )
 
     def _tagged(self, item: _Item) -> list[tuple[int, float, str, tuple[Span, ...]]]:
-        """Each event type the item shows: rank, confidence, name, evidence."""
+        """Each event type the item shows: rank, confidence, name, evidence.
+
+        A type that the title claims drops the types it supersedes unless the
+        title claims them too: "Israel recalls its team" with "the team had
+        arrived on Monday" in the summary is a recall, not also a dispatch.
+        """
         found = []
+        in_title: set[str] = set()
         mask = item.mask
         for event in self._events:
             if mask & event.need != event.need:
@@ -430,12 +533,23 @@ class Classifier:
                 chosen = item.match(rule)
                 if chosen is None:
                     continue
-                confidence = min(0.99, rule.confidence + (0.1 if chosen[0][0] == "title" else 0))
+                titled = chosen[0][0] == "title"
+                if titled:
+                    in_title.add(event.name)
+                confidence = min(0.99, rule.confidence + (0.1 if titled else 0))
                 if best is None or confidence > best[0]:
                     best = (confidence, chosen)
             if best is not None:
                 spans = tuple(sorted(set(best[1]), key=lambda s: (s[0], s[1], s[2])))
                 found.append((event.rank, round(best[0], 3), event.name, spans))
+        if in_title:
+            outranked: set[str] = set()
+            for event in self._events:
+                if event.name in in_title:
+                    outranked |= event.supersedes
+            outranked -= in_title
+            if outranked:
+                found = [f for f in found if f[2] not in outranked]
         return found
 
     def _entities(self, item: _Item) -> tuple[FoundEntity, ...]:

@@ -1,13 +1,30 @@
-"""Quality measurement of a classifier on labelled items (``dohawatch eval``)."""
+"""Quality measurement of a classifier on labelled items (``dohawatch eval``).
+
+A score on the items a pack was tuned against says little about news it has
+never seen. Labelled items therefore carry their ``story`` (reports of one
+development), and a corpus can name a fixed set of held-out stories
+(``tests/data/dev-corpus.holdout``): stories chosen before tuning whose errors are
+not read while the pack's rules are written. :func:`evaluate_parts` scores the
+whole corpus, the tuned part and the held-out part side by side; the held-out
+figure is the one to quote.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .engine import Classifier
 
-__all__ = ["Labelled", "Report", "Score", "evaluate"]
+__all__ = [
+    "Labelled",
+    "Report",
+    "Score",
+    "evaluate",
+    "evaluate_parts",
+    "read_holdout",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,10 +36,11 @@ class Labelled:
     summary: str
     relevant: bool
     events: frozenset[str]
+    story: str = ""  # items of one story report one development; "" for its own
 
     @classmethod
     def from_json(cls, row: Mapping[str, object]) -> Labelled:
-        """Build from a corpus line; ``events`` defaults to none."""
+        """Build from a corpus line; ``events`` defaults to none, ``story`` to the id."""
         events = row.get("events") or []
         assert isinstance(events, list)
         return cls(
@@ -31,6 +49,7 @@ class Labelled:
             str(row.get("summary", "")),
             bool(row["relevant"]),
             frozenset(map(str, events)),
+            str(row.get("story") or row["id"]),
         )
 
 
@@ -73,9 +92,10 @@ class Report:
     events: dict[str, Score] = field(default_factory=dict)
     micro: Score = field(default_factory=Score)
     wrong: list[tuple[Labelled, bool, frozenset[str]]] = field(default_factory=list)
+    items: int = 0
 
-    def lines(self) -> list[str]:
-        """A printable table followed by each wrong item."""
+    def table(self) -> list[str]:
+        """The scores as a printable table."""
         rows = [
             ("relevance", self.relevance),
             *sorted(self.events.items()),
@@ -87,8 +107,13 @@ class Report:
             f"{s.tp:4d} {s.fp:4d} {s.fn:4d}"
             for name, s in rows
         ]
+        return out
+
+    def wrong_lines(self) -> list[str]:
+        """Each wrongly classified item: what was expected and what was found."""
+        out = []
         for item, relevant, events in self.wrong:
-            out.append(f"\n{item.id}: {item.title}")
+            out.append(f"\n{item.id} ({item.story}): {item.title}")
             if relevant != item.relevant:
                 out.append(f"  relevant: expected {item.relevant}, predicted {relevant}")
             if missing := sorted(item.events - events):
@@ -96,6 +121,10 @@ class Report:
             if extra := sorted(events - item.events):
                 out.append(f"  extra:    {', '.join(extra)}")
         return out
+
+    def lines(self) -> list[str]:
+        """A printable table followed by each wrong item."""
+        return self.table() + self.wrong_lines()
 
 
 def evaluate(
@@ -106,6 +135,7 @@ def evaluate(
     types = list(event_types or classifier.pack.events)
     report.events = {t: Score() for t in types}
     for item in items:
+        report.items += 1
         result = classifier.classify(item.title, item.summary)
         predicted = frozenset(result.event_types)
         report.relevance.add(item.relevant, result.relevant)
@@ -115,3 +145,25 @@ def evaluate(
         if result.relevant != item.relevant or predicted != item.events:
             report.wrong.append((item, result.relevant, predicted))
     return report
+
+
+def read_holdout(path: Path) -> frozenset[str]:
+    """The held-out story ids in ``path``: one a line, ``#`` starts a comment."""
+    stories = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return frozenset(s for s in stories if s)
+
+
+def evaluate_parts(
+    classifier: Classifier, items: Sequence[Labelled], held_out: frozenset[str]
+) -> dict[str, Report]:
+    """Score ``items`` whole, then split by story into the tuned and held-out parts.
+
+    Returns:
+        ``{"all": …, "tuned": …, "held-out": …}``; without held-out stories only
+        ``"all"``. A story is never split between the parts.
+    """
+    parts = {"all": evaluate(classifier, items)}
+    if held_out:
+        parts["tuned"] = evaluate(classifier, [i for i in items if i.story not in held_out])
+        parts["held-out"] = evaluate(classifier, [i for i in items if i.story in held_out])
+    return parts

@@ -48,6 +48,8 @@ NUMBER_WORDS: Final[dict[str, int]] = {
     "forty": 40,
     "fifty": 50,
     "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
     "ninety": 90,
 }
 

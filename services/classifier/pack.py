@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from itertools import product
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,10 @@ from dohawatch.shared.errors import PackError
 from dohawatch.shared.events import Severity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .forms import family
+
 __all__ = [
+    "FAMILY",
     "NUMBER_TERM",
     "EntitySpec",
     "EventSpec",
@@ -45,15 +49,26 @@ def alternation(patterns: list[str]) -> str:
     return "|".join(parts)
 
 
+FAMILY = "~"
+"""Written after a term word ("recall~"): the word stands for its whole family."""
+
 NUMBER_TERM = "<number>"
 """A term group phrase that stands for any number in the text ("33", "1,200", "six")."""
 
 
 def expand(phrase: str) -> list[str]:
-    """Expand ``{a,b}`` alternatives: ``recall{,s,ed}`` → recall, recalls, recalled."""
+    """Expand ``{a,b}`` alternatives and ``word~`` families into plain phrases.
+
+    ``recall{,s,ed}`` gives recall, recalls, recalled; ``recall~ {team,envoy}``
+    gives every form of "recall" (recalls, recalled, recalling) before each noun.
+    """
     match = _BRACES.search(phrase)
     if not match:
-        return [" ".join(phrase.split())]
+        options = [
+            sorted(family(word[:-1].lower())) if word.endswith(FAMILY) else [word]
+            for word in phrase.split()
+        ]
+        return [" ".join(words) for words in product(*options)]
     head, tail = phrase[: match.start()], phrase[match.end() :]
     return [v for alt in match.group(1).split(",") for v in expand(head + alt + tail)]
 
@@ -75,6 +90,29 @@ class Rule(_Spec):
     all: tuple[str, ...] = Field(min_length=1)
     scope: Literal["sentence", "item"] = "sentence"
     confidence: float = Field(0.8, gt=0, le=1)
+    cancel: tuple[str, ...] | None = Field(
+        None,
+        description="Cancel groups for this rule alone, in place of its event's: "
+        "'would take effect' is still an agreement, 'would accept' no response.",
+    )
+    near: int | None = Field(
+        None,
+        ge=0,
+        description="At most this many words between the anchor and each other group's "
+        "word (sentence rules only): 'agreed' near 'first phase', not anywhere in the sentence.",
+    )
+
+    ordered: bool = Field(
+        False, description="With near: the other groups' words come after the anchor's."
+    )
+
+    @model_validator(mode="after")
+    def _near_needs_a_sentence(self) -> Rule:
+        if self.near is not None and self.scope == "item":
+            raise ValueError("near applies to sentence rules only")
+        if self.ordered and self.near is None:
+            raise ValueError("ordered applies to rules with near")
+        return self
 
 
 class RelevanceRule(Rule):
@@ -91,6 +129,22 @@ class EventSpec(_Spec):
     rules: tuple[Rule, ...] = Field(min_length=1)
     cancel: tuple[str, ...] = ()
     cancel_window: int = Field(40, ge=0, description="Characters before a rule's word.")
+    cancel_before: tuple[str, ...] = Field(
+        (),
+        description="Cancel groups whose term cancels a near rule's anchor only when it "
+        "stands right before it: 'to' in 'a proposal to extend the truce'.",
+    )
+    cancel_after: tuple[str, ...] = Field(
+        (),
+        description="Groups whose term right after a near rule's word cancels it: the word "
+        "is then a modifier of another noun ('ceasefire' in 'ceasefire proposal').",
+    )
+    supersedes: tuple[str, ...] = Field(
+        (),
+        description="Event types that the title's claim of this one outranks: when the "
+        "title shows this type, those count only if the title shows them too. The "
+        "title is the report's claim, the summary its context.",
+    )
 
 
 class EntitySpec(_Spec):
@@ -157,7 +211,20 @@ class TopicPack(_Spec):
                 (f"events.{name}.rules[{i}]", g) for i, r in enumerate(event.rules) for g in r.all
             ]
             used += [(f"events.{name}.cancel", g) for g in event.cancel]
+            used += [(f"events.{name}.cancel_before", g) for g in event.cancel_before]
+            used += [(f"events.{name}.cancel_after", g) for g in event.cancel_after]
+            used += [
+                (f"events.{name}.rules[{i}].cancel", g)
+                for i, r in enumerate(event.rules)
+                for g in r.cancel or ()
+            ]
         missing = [
+            f"events.{name}.supersedes: unknown event type {other!r}"
+            for name, event in self.events.items()
+            for other in event.supersedes
+            if other not in self.events
+        ]
+        missing += [
             f"{where}: unknown term group {group!r}" for where, group in used if group not in known
         ]
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from dohawatch.classifier import engine, scan
 from dohawatch.classifier.engine import Classifier
-from dohawatch.classifier.evaluate import Labelled, evaluate
+from dohawatch.classifier.evaluate import Labelled, Report, evaluate_parts, read_holdout
 from dohawatch.classifier.pack import expand, load_pack
 from dohawatch.classifier.service import classified_json, classify_item
 from dohawatch.shared.codec import encode, encode_classified
@@ -21,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 CORPUS = Path(__file__).parents[1] / "data" / "dev-corpus.jsonl"
+HOLDOUT = CORPUS.with_suffix(".holdout")
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +33,43 @@ def events(c: Classifier, title: str, summary: str = "") -> set[str]:
     return {e.type for e in c.classify(title, summary).events}
 
 
-def test_dev_corpus_meets_quality_targets(doha: Classifier) -> None:
-    """Relevance F1 ≥ 0.95, event micro-F1 ≥ 0.85 and every type ≥ 0.70 on the dev corpus."""
+def _corpus_parts(doha: Classifier) -> dict[str, Report]:
     items = [Labelled.from_json(json.loads(line)) for line in CORPUS.read_text().splitlines()]
-    report = evaluate(doha, items)
-    assert report.relevance.f1 >= 0.95, "\n".join(report.lines())
-    assert report.micro.f1 >= 0.85, "\n".join(report.lines())
-    assert min(s.f1 for s in report.events.values()) >= 0.70, "\n".join(report.lines())
+    return evaluate_parts(doha, items, read_holdout(HOLDOUT))
+
+
+def test_tuned_stories_meet_quality_targets(doha: Classifier) -> None:
+    """On the stories the pack was tuned on: relevance F1 ≥ 0.95, event micro-F1 ≥ 0.85,
+    every type ≥ 0.80 and agreement_reached recall ≥ 0.90."""
+    tuned = _corpus_parts(doha)["tuned"]
+    report = "\n".join(tuned.lines())
+    assert tuned.relevance.f1 >= 0.95, report
+    assert tuned.micro.f1 >= 0.85, report
+    assert min(s.f1 for s in tuned.events.values()) >= 0.80, report
+    assert tuned.events["agreement_reached"].recall >= 0.90, report
+
+
+def test_held_out_stories_stay_above_their_floor(doha: Classifier) -> None:
+    """The held-out stories keep relevance F1 ≥ 0.95 and event micro-F1 ≥ 0.62.
+
+    A floor against regressions, not a target: the rules are never tuned on
+    these stories, so the failure message shows the scores and not the items.
+    """
+    held_out = _corpus_parts(doha)["held-out"]
+    assert held_out.items >= 50
+    assert held_out.relevance.f1 >= 0.95, "\n".join(held_out.table())
+    assert held_out.micro.f1 >= 0.62, "\n".join(held_out.table())
+
+
+def test_held_out_stories_are_never_split() -> None:
+    """Every held-out story exists in the corpus, and the parts share no story."""
+    items = [Labelled.from_json(json.loads(line)) for line in CORPUS.read_text().splitlines()]
+    held_out = read_holdout(HOLDOUT)
+    assert held_out <= {i.story for i in items}
+    parts = evaluate_parts(Classifier(load_pack("doha-talks")), items, held_out)
+    tuned_stories = {i.story for i in items if i.story not in held_out}
+    assert parts["tuned"].items + parts["held-out"].items == parts["all"].items == len(items)
+    assert not tuned_stories & held_out
 
 
 @pytest.mark.parametrize(
@@ -245,7 +276,10 @@ def test_what_the_talks_are_about_is_not_what_happened(
         ("The Gaza truce went into effect at 8:30 a.m.", "agreement_reached"),
         ("Israel and Hamas agreed to the first phase of the plan.", "agreement_reached"),
         ("The swap of hostages for prisoners starts on Sunday.", "hostage_prisoner_terms"),
-        ("The plan sees a truce and the release of some hostages.", "hostage_prisoner_terms"),
+        (
+            "The plan sees a truce and the release of half of the hostages.",
+            "hostage_prisoner_terms",
+        ),
         ("Hamas said it was studying a new Israeli proposal.", "proposal_or_response"),
         ("Egypt proposed a two-day ceasefire in Gaza.", "proposal_or_response"),
         ("Netanyahu is obstructing an agreement, Hamas said.", "talks_stalled"),

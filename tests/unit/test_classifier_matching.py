@@ -1,0 +1,206 @@
+"""How pack rules match: word families, proximity, order, cancels around a word,
+the title's claim, and number words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dohawatch.classifier.engine import Classifier
+from dohawatch.classifier.figures import NUMBER_WORDS
+from dohawatch.classifier.forms import family
+from dohawatch.classifier.pack import expand, load_pack
+from dohawatch.shared.errors import PackError
+
+
+def _pack(tmp_path: Path, terms: str, events: str) -> Classifier:
+    """A pack whose every item is relevant, with the given term groups and events."""
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "name: p\nversion: '1'\ndescription: x\n"
+        f"terms: {{any: [the, a, its], {terms}}}\n"
+        "relevance: {rules: [{all: [any], scope: item, score: 0.9}]}\n"
+        f"events: {{{events}}}\n"
+    )
+    return Classifier(load_pack(str(path)))
+
+
+def _types(c: Classifier, summary: str, title: str = "The news") -> set[str]:
+    return set(c.classify(title, summary).event_types)
+
+
+@pytest.mark.parametrize(
+    ("lemma", "forms"),
+    [
+        ("recall", {"recall", "recalls", "recalled", "recalling"}),
+        ("agree", {"agree", "agrees", "agreed", "agreeing"}),
+        ("reply", {"reply", "replies", "replied", "replying"}),
+        ("stop", {"stop", "stops", "stopped", "stopping"}),
+        ("withdraw", {"withdraw", "withdraws", "withdrew", "withdrawn", "withdrawing"}),
+        ("withhold", {"withhold", "withholds", "withheld", "withholding"}),
+        ("send", {"send", "sends", "sent", "sending"}),
+        ("relay", {"relay", "relays", "relayed", "relaying"}),
+        ("strike", {"strike", "strikes", "struck", "striking"}),
+    ],
+)
+def test_a_word_family_holds_every_inflected_form(lemma: str, forms: set[str]) -> None:
+    """A lemma's family holds its -s, -ed and -ing forms and its irregular ones."""
+    assert forms <= family(lemma)
+
+
+def test_an_irregular_verb_has_no_regular_past() -> None:
+    """ "sended" and "withdrawed" are not generated where English has "sent" and "withdrew"."""
+    assert "sended" not in family("send")
+    assert "withdrawed" not in family("withdraw")
+
+
+def test_a_family_marker_expands_each_marked_word() -> None:
+    """``word~`` expands to the family, other words stay as written."""
+    assert set(expand("recall~ {team,envoy}")) == {
+        f"{verb} {noun}"
+        for verb in ("recall", "recalls", "recalled", "recalling")
+        for noun in ("team", "envoy")
+    }
+
+
+@pytest.mark.parametrize("form", ["recalls", "recalled", "recalling", "Recall"])
+def test_a_family_term_matches_a_form_the_pack_never_listed(tmp_path: Path, form: str) -> None:
+    """One ``recall~`` in the pack matches every form in the text, evidence as written."""
+    c = _pack(
+        tmp_path,
+        'verb: ["recall~"], team: [team]',
+        "recalled: {description: d, severity: low, rules: [{all: [verb, team]}]}",
+    )
+    result = c.classify("", f"Israel {form} its team.")
+    assert result.event_types == ("recalled",)
+    assert form in {s.text for s in result.events[0].evidence}
+
+
+def _near_pack(tmp_path: Path, near: int, ordered: bool = False) -> Classifier:
+    order = ", ordered: true" if ordered else ""
+    return _pack(
+        tmp_path,
+        'verb: ["agree~"], deal: [deal, "first phase"]',
+        "agreed: {description: d, severity: low, "
+        f"rules: [{{all: [verb, deal], near: {near}{order}}}]}}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("summary", "found"),
+    [
+        ("Israel and Hamas agreed a deal.", True),
+        ("Both sides agreed on the first phase.", True),
+        ("They agreed to a ceasefire deal.", True),  # three words between
+        ("They agreed that talks would go on, and a deal is far off.", False),
+    ],
+)
+def test_near_asks_for_the_words_within_so_many_words(
+    tmp_path: Path, summary: str, found: bool
+) -> None:
+    """With ``near: 3`` the words stand at most three words apart, not anywhere in a sentence."""
+    assert (_types(_near_pack(tmp_path, 3), summary) == {"agreed"}) is found
+
+
+def test_ordered_near_wants_the_other_words_after_the_anchor(tmp_path: Path) -> None:
+    """``ordered`` keeps "agreed a deal" and drops "a deal Hamas agreed" read backwards."""
+    assert _types(_near_pack(tmp_path, 3, ordered=True), "Hamas agreed a deal.") == {"agreed"}
+    assert _types(_near_pack(tmp_path, 3, ordered=True), "The deal, Hamas agreed.") == set()
+    assert _types(_near_pack(tmp_path, 3), "The deal, Hamas agreed.") == {"agreed"}
+
+
+def test_near_applies_to_sentence_rules_only(tmp_path: Path) -> None:
+    """A pack asking ``near`` of an item rule is refused with its key path."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\nversion: '1'\ndescription: x\nterms: {a: [x]}\n"
+        "relevance: {rules: [{all: [a], scope: item, near: 2, score: 0.9}]}\n"
+        "events: {e: {description: d, severity: low, rules: [{all: [a]}]}}\n"
+    )
+    with pytest.raises(PackError, match=r"relevance\.rules\.0.*near applies to sentence rules"):
+        load_pack(str(path))
+
+
+def _cancel_pack(tmp_path: Path) -> Classifier:
+    return _pack(
+        tmp_path,
+        'verb: ["extend~", "agree~"], deal: [truce, ceasefire], to: [to], '
+        "head: [proposal, talks], neg: [not]",
+        "agreed: {description: d, severity: low, "
+        "rules: [{all: [verb, deal], near: 3, ordered: true}], "
+        "cancel: [neg], cancel_before: [to], cancel_after: [head]}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("summary", "found"),
+    [
+        ("Hamas agreed to extend the truce.", True),  # "agreed" anchors it
+        ("Hamas extended the truce by a day.", True),
+        ("Hamas rejected a proposal to extend the truce.", False),  # "to" right before
+        ("Hamas agreed to a ceasefire proposal.", False),  # "ceasefire" modifies "proposal"
+        ("Hamas agreed to hold ceasefire talks.", False),
+        ("Hamas has not agreed to a truce.", False),  # the event's own cancel
+    ],
+)
+def test_cancels_right_before_the_anchor_and_right_after_a_word(
+    tmp_path: Path, summary: str, found: bool
+) -> None:
+    """``cancel_before`` cancels the anchor alone; ``cancel_after`` a word modifying the next."""
+    assert (_types(_cancel_pack(tmp_path), summary) == {"agreed"}) is found
+
+
+def _claim_pack(tmp_path: Path) -> Classifier:
+    return _pack(
+        tmp_path,
+        'recall: ["recall~"], arrive: ["arrive~"], team: [team]',
+        "recalled: {description: d, severity: high, rules: [{all: [recall, team], near: 3}], "
+        "supersedes: [arrived]}, "
+        "arrived: {description: d, severity: low, rules: [{all: [team, arrive], near: 3}]}",
+    )
+
+
+def test_the_titles_claim_outranks_the_context_of_the_summary(tmp_path: Path) -> None:
+    """A recall in the title drops an arrival that only the summary tells."""
+    c = _claim_pack(tmp_path)
+    summary = "The team had arrived on Monday."
+    assert _types(c, summary, title="Israel recalls its team") == {"recalled"}
+    assert _types(c, summary, title="Talks in Doha") == {"arrived"}
+    assert _types(c, summary, title="Team arrived, then Israel recalls the team") == {
+        "recalled",
+        "arrived",
+    }
+
+
+def test_supersedes_names_known_event_types(tmp_path: Path) -> None:
+    """A pack superseding an unknown event type is refused with its key path."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\nversion: '1'\ndescription: x\nterms: {a: [x]}\n"
+        "relevance: {rules: [{all: [a], score: 0.9}]}\n"
+        "events: {e: {description: d, severity: low, rules: [{all: [a]}], supersedes: [nope]}}\n"
+    )
+    with pytest.raises(PackError, match=r"events\.e\.supersedes: unknown event type 'nope'"):
+        load_pack(str(path))
+
+
+TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+@pytest.mark.parametrize("word", TENS)
+def test_every_tens_word_is_a_number(tmp_path: Path, word: str) -> None:
+    """Each tens word from twenty to ninety hits ``<number>`` and reads as its value."""
+    assert NUMBER_WORDS[word] == 10 * (TENS.index(word) + 2)
+    path = tmp_path / "n.yaml"
+    words = "|".join(TENS)
+    path.write_text(
+        "name: n\nversion: '1'\ndescription: x\n"
+        "terms: {ship: [ships], count: ['<number>']}\n"
+        "relevance: {rules: [{all: [ship], score: 0.9}]}\n"
+        "events: {counted: {description: d, severity: low, rules: [{all: [count, ship]}]}}\n"
+        f"figures: {{ships: {{pattern: '(?P<value>\\d+|{words})\\s+ships', unit: ships}}}}\n"
+    )
+    result = Classifier(load_pack(str(path))).classify("", f"Some {word} ships waited.")
+    assert result.event_types == ("counted",)
+    figures = [(e.name, e.value) for e in result.entities if e.kind == "figure"]
+    assert figures == [("ships", float(NUMBER_WORDS[word]))]

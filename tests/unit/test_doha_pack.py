@@ -1,0 +1,131 @@
+"""The Doha talks pack on wordings of its own: the critical agreement alert, and
+cancels read with word families and proximity."""
+
+from __future__ import annotations
+
+import pytest
+from dohawatch.classifier.engine import Classifier
+from dohawatch.classifier.pack import load_pack
+
+
+@pytest.fixture(scope="module")
+def doha() -> Classifier:
+    return Classifier(load_pack("doha-talks"))
+
+
+def _types(c: Classifier, title: str, summary: str = "") -> set[str]:
+    return set(c.classify(title, summary).event_types)
+
+
+@pytest.mark.parametrize(
+    ("title", "summary"),
+    [
+        # announced by a mediator
+        ("Qatar announces Gaza ceasefire deal between Israel and Hamas", ""),
+        (
+            "Egypt says Israel and Hamas reach truce",
+            "Cairo said the hostage deal was reached late on Tuesday.",
+        ),
+        # approved by a cabinet
+        ("Israeli cabinet approves Gaza hostage accord", ""),
+        ("Security cabinet ratifies ceasefire with Hamas", ""),
+        (
+            "Gaza talks",
+            "Israel's government voted to endorse the agreement with Hamas early on Saturday.",
+        ),
+        # signed by leaders
+        ("Leaders sign Gaza ceasefire accord at Sharm el-Sheikh summit", ""),
+        ("Gaza talks", "Hamas and Israeli envoys signed the agreement in Cairo, mediators said."),
+        # taking effect
+        ("Gaza truce takes effect as hostages prepare to leave", ""),
+        (
+            "Gaza hostage talks",
+            "The ceasefire between Israel and Hamas went into effect at 8:30 a.m.",
+        ),
+        ("Gaza talks", "The truce with Hamas comes into force on Sunday, Qatar said."),
+        # an extension agreed
+        ("Israel and Hamas agree to extend Gaza truce by two days", ""),
+        (
+            "Gaza hostage talks",
+            "Mediators said the truce between Israel and Hamas was extended by 48 hours.",
+        ),
+        # a phase agreed
+        ("Israel and Hamas agree first phase of Gaza deal", ""),
+        ("Hamas and Israel sign off on the first stage of the Gaza plan", ""),
+        (
+            "Gaza talks",
+            "Israel and Hamas have agreed on the second phase of the ceasefire, Qatar said.",
+        ),
+        # struck, clinched, sealed
+        ("Negotiators strike a Gaza hostage deal in Doha", ""),
+        ("Mediators clinch Israel-Hamas ceasefire deal after marathon talks", ""),
+    ],
+)
+def test_the_ways_wires_report_a_deal_are_each_an_agreement(
+    doha: Classifier, title: str, summary: str
+) -> None:
+    """A deal announced, approved, signed, in force, extended or agreed by phase is an agreement."""
+    assert "agreement_reached" in _types(doha, title, summary)
+
+
+@pytest.mark.parametrize(
+    ("title", "summary"),
+    [
+        ("Hamas says it agreed to the Egyptian ceasefire proposal", ""),  # a response, no deal
+        ("Gaza talks", "Mediators hope to reach a Gaza ceasefire deal with Hamas this week."),
+        ("Gaza talks", "Israel rejected a Hamas proposal to extend the truce by a week."),
+        ("Gaza talks", "Hamas has not agreed to a ceasefire, its officials in Doha said."),
+        ("Gaza talks", "Israel could approve the hostage deal with Hamas if the list arrives."),
+        ("Gaza talks", "Washington proposed extending the truce with Hamas through the holiday."),
+        ("Gaza talks", "The two sides are close to a ceasefire deal, a Hamas official said."),
+    ],
+)
+def test_a_hoped_proposed_denied_or_conditional_deal_is_no_agreement(
+    doha: Classifier, title: str, summary: str
+) -> None:
+    """Aims, proposals, denials and conditions around a deal raise no agreement_reached."""
+    assert "agreement_reached" not in _types(doha, title, summary)
+
+
+def test_a_deal_in_the_title_is_the_claim_over_a_stall_in_the_summary(doha: Classifier) -> None:
+    """A reached deal in the title drops the stall that the summary recalls as background."""
+    summary = "The talks had stalled for months over the Philadelphi corridor."
+    assert _types(doha, "Gaza hostage talks in Doha", summary) >= {"talks_stalled"}
+    found = _types(doha, "Israel and Hamas agree Gaza ceasefire deal", summary)
+    assert "agreement_reached" in found
+    assert "talks_stalled" not in found
+
+
+@pytest.mark.parametrize(
+    ("summary", "event"),
+    [
+        ("Israel has not recalled its negotiating team from Doha.", "delegation_withdrawn"),
+        ("Officials denied reports that Israel was recalling its team.", "delegation_withdrawn"),
+        ("Israel could recall its negotiators from Cairo.", "delegation_withdrawn"),
+        ("Israel refused to send a new delegation to Cairo on Sunday.", "delegation_dispatched"),
+        ("Hamas has not rejected the latest Egyptian proposal.", "proposal_or_response"),
+        ("A Qatari official said the talks have not stalled.", "talks_stalled"),
+    ],
+)
+def test_negation_denial_and_modality_cancel_words_of_any_form(
+    doha: Classifier, summary: str, event: str
+) -> None:
+    """Cancel words hold for inflected forms the pack never lists (recalling, stalled)."""
+    assert event not in _types(doha, "Gaza hostage talks in Doha", summary)
+
+
+@pytest.mark.parametrize(
+    ("summary", "event"),
+    [
+        ("Israel recalled its negotiating team from Doha.", "delegation_withdrawn"),
+        ("Israel is recalling its negotiators from Cairo.", "delegation_withdrawn"),
+        ("Netanyahu brought the Mossad team back from Qatar.", "delegation_withdrawn"),
+        ("Hamas rejected the latest Egyptian proposal.", "proposal_or_response"),
+        ("Hamas rebuffs the US bridging offer.", "proposal_or_response"),
+        ("A Qatari official said the talks have stalled.", "talks_stalled"),
+        ("The talks are stalling over the prisoner list.", "talks_stalled"),
+    ],
+)
+def test_the_same_words_uncancelled_are_events(doha: Classifier, summary: str, event: str) -> None:
+    """Without the cancel word, the same family of words raises the event."""
+    assert event in _types(doha, "Gaza hostage talks in Doha", summary)
