@@ -15,6 +15,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SUMMARY_CHARS",
+    "TITLE_CHARS",
     "Alert",
     "AlertSource",
     "ClassifiedItem",
@@ -50,6 +52,13 @@ class _Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+TITLE_CHARS = 500
+"""The longest title any contract carries; the fetcher cuts longer ones, ending them with "…"."""
+SUMMARY_CHARS = 8000
+"""The longest summary: a news summary is a paragraph, and with this cap every
+message fits the producers' 1 MiB request limit with room to spare."""
+
+
 class NewsItem(_Contract):
     """One entry of one feed, published once on ``news.raw`` keyed by ``item_id``."""
 
@@ -58,8 +67,10 @@ class NewsItem(_Contract):
     feed_url: str = Field(description="URL of the feed the item was read from.")
     source: str = Field(description="Outlet name, from the feed's configuration.")
     url: str = Field(description="Link to the item, absolute.")
-    title: str = Field(description="Headline as plain text.")
-    summary: str = Field(description="Summary as plain text, markup stripped.")
+    title: str = Field(max_length=TITLE_CHARS, description="Headline as plain text.")
+    summary: str = Field(
+        max_length=SUMMARY_CHARS, description="Summary as plain text, markup stripped."
+    )
     published_at: AwareDatetime | None = Field(
         description="When the outlet published it (UTC); null when the feed does not say."
     )
@@ -113,7 +124,7 @@ class AlertSource(_Contract):
 
     outlet: str = Field(description="Outlet name.")
     url: str = Field(description="Link to the item.")
-    title: str = Field(description="Its headline.")
+    title: str = Field(max_length=TITLE_CHARS, description="Its headline.")
     published_at: AwareDatetime | None = Field(description="When it was published, if known.")
 
 
@@ -125,8 +136,10 @@ class Alert(_Contract):
     story_key: str = Field(description="The story this alert is about.")
     event_type: str = Field(description="The story's event type.")
     severity: Severity = Field(description="How urgent.")
-    headline: str = Field(description="Headline of the first item that raised it.")
-    summary: str = Field(description="Summary of that item.")
+    headline: str = Field(
+        max_length=TITLE_CHARS, description="Headline of the first item that raised it."
+    )
+    summary: str = Field(max_length=SUMMARY_CHARS, description="Summary of that item.")
     sources: tuple[AlertSource, ...] = Field(description="Every corroborating item, first first.")
     first_seen: UtcDatetime = Field(description="When the first item was fetched.")
     updated_at: UtcDatetime = Field(description="When this revision was made.")

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
         60.0, gt=0, description="A whole poll, redirects and body included."
     )
     fetch_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    fetch_max_entries: int = Field(
+        500,
+        ge=1,
+        description="Entries read from one poll, the newest first: a feed listing more "
+        "publishes only these, which bounds a poll's time and memory.",
+    )
     fetch_contact_url: str = "https://github.com/dohawatch/dohawatch"
     fetch_per_host: int = Field(2, ge=1, le=64, description="Requests in flight per host.")
     fetch_max_in_flight: int = Field(

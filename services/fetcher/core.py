@@ -18,14 +18,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from dohawatch.shared import ids
-from dohawatch.shared.events import NewsItem
+from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS, NewsItem
 from dohawatch.shared.settings import FeedConfig
 
 from .parse import Entry, ParsedFeed
 
 __all__ = ["FeedState", "PollDecision", "decide", "next_interval"]
 
-SEEN_LIMIT = 2000  # per feed; more than any feed keeps in its window
+SEEN_ENTRIES = 2000
+"""Entries remembered per feed beyond those it still lists (those are always kept)."""
+TRUNCATED = "…"
+"""Ends a title or summary cut to the contract's TITLE_CHARS or SUMMARY_CHARS."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,19 @@ class PollDecision:
     items: tuple[NewsItem, ...]
     state: FeedState
     duplicates: int = field(default=0)
+    rejected: int = field(default=0)  # entries whose link or text the contract refuses
+
+
+def cap(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the last one ``TRUNCATED`` if it was cut."""
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def _derived_title(summary: str) -> str:
+    """A title for an entry that has none (RSS 2.0 allows description-only items):
+    the summary's first sentence, at most 120 characters."""
+    first = summary.split(". ", 1)[0].strip()
+    return cap(first, 120)
 
 
 def _fingerprint(entry: Entry) -> str:
@@ -75,19 +91,38 @@ def decide(
     """
     seen = set(state.seen)
     fresh: list[str] = []
+    present: list[str] = []  # ids and fingerprints of every entry the feed lists now
     items: list[NewsItem] = []
-    duplicates = 0
+    duplicates = rejected = 0
     for entry in reversed(parsed.entries):  # feeds list newest first
-        if not entry.link and not entry.title:
+        title = cap(entry.title or _derived_title(entry.summary), TITLE_CHARS)
+        if not title and not entry.link:
             continue
-        item_id = ids.item_id(
-            state.feed_key,
-            guid=entry.guid,
-            link=entry.link,
-            title=entry.title,
-            published=entry.published_at.isoformat() if entry.published_at else None,
-        )
-        fingerprint = _fingerprint(entry)
+        try:
+            item_id = ids.item_id(
+                state.feed_key,
+                guid=entry.guid,
+                link=entry.link,
+                title=title,
+                published=entry.published_at.isoformat() if entry.published_at else None,
+            )
+            fingerprint = _fingerprint(replace(entry, title=title))
+            item = NewsItem(
+                item_id=item_id,
+                feed_url=state.url,
+                source=feed.name,
+                url=entry.link or state.url,
+                title=title,
+                summary=cap(entry.summary, SUMMARY_CHARS),
+                published_at=entry.published_at,
+                fetched_at=fetched_at,
+                language=parsed.language,
+                feed_tags=feed.tags,
+            )
+        except ValueError:  # a link that is no URL (port "abc"): this entry alone is left out
+            rejected += 1
+            continue
+        present += [item_id, fingerprint]
         if item_id in seen or fingerprint in seen:
             duplicates += item_id not in seen  # a changed GUID, caught by link+title
             if item_id not in seen:
@@ -96,21 +131,13 @@ def decide(
             continue
         seen.update((item_id, fingerprint))
         fresh += [item_id, fingerprint]
-        items.append(
-            NewsItem(
-                item_id=item_id,
-                feed_url=state.url,
-                source=feed.name,
-                url=entry.link or state.url,
-                title=entry.title,
-                summary=entry.summary,
-                published_at=entry.published_at,
-                fetched_at=fetched_at,
-                language=parsed.language,
-                feed_tags=feed.tags,
-            )
-        )
-    kept = (state.seen + tuple(fresh))[-SEEN_LIMIT:]
+        items.append(item)
+    # Every entry the feed still lists stays remembered, however long the feed;
+    # of those it dropped, the most recent SEEN_ENTRIES.
+    listed = set(present)
+    older = [key for key in (*state.seen, *fresh) if key not in listed]
+    room = max(0, 2 * SEEN_ENTRIES - len(listed))
+    kept = tuple(older[-room:] if room else ()) + tuple(dict.fromkeys(present))
     new_state = replace(
         state,
         etag=etag,
@@ -120,7 +147,7 @@ def decide(
         failures=0,
         last_success=fetched_at,
     )
-    return PollDecision(tuple(items), new_state, duplicates)
+    return PollDecision(tuple(items), new_state, duplicates, rejected)
 
 
 PACE_RANGE = (0.25, 4.0)

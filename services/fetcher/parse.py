@@ -73,12 +73,17 @@ def plain_text(markup: str) -> str:
 
 
 def _date(entry: Any, fetched_at: datetime) -> datetime | None:
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    # dict.get: feedparser's own get maps a missing published_parsed to
+    # updated_parsed with a DeprecationWarning; the fallback is spelled out here.
+    parsed = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
     if not parsed:
         return None
     # feedparser normalises to a UTC struct_time; a date in the future is a
     # publisher's clock or time-zone mistake, so the fetch time is the best bound.
-    when = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    try:
+        when = datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+    except (OverflowError, ValueError, OSError):  # a year Python's datetime cannot hold
+        return None
     return min(when, fetched_at)
 
 
@@ -91,6 +96,17 @@ def _iso_date(value: object, fetched_at: datetime) -> datetime | None:
         return None
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     return min(when, fetched_at)
+
+
+def _absolute(base_url: str, link: object) -> str | None:
+    """``link`` resolved against the feed's URL; None when there is none or it is
+    no URL at all (a broken IPv6 literal), which leaves the entry its GUID."""
+    if not link or not isinstance(link, str):
+        return None
+    try:
+        return urljoin(base_url, link.strip())
+    except ValueError:
+        return None
 
 
 def _json_feed(body: bytes, base_url: str, fetched_at: datetime) -> ParsedFeed | None:
@@ -121,7 +137,7 @@ def _json_feed(body: bytes, base_url: str, fetched_at: datetime) -> ParsedFeed |
         entries.append(
             Entry(
                 guid=str(item["id"]) if item.get("id") is not None else None,
-                link=urljoin(base_url, str(link)) if link else None,
+                link=_absolute(base_url, link),
                 title=plain_text(str(item.get("title") or "")),
                 summary=plain_text(str(summary)),
                 published_at=_iso_date(
@@ -149,18 +165,21 @@ def parse_feed(
     Raises:
         FeedError: ``parse`` when the body yields no feed at all.
     """
+    if not body.strip():
+        raise FeedError("parse", "not a feed: the body is empty", retriable=True)
     if (json_feed := _json_feed(body, base_url, fetched_at)) is not None:
         return json_feed
-    headers = {"content-location": base_url}
-    if content_type:
-        headers["content-type"] = content_type
+    # No Content-Location: given a base, feedparser resolves a bare GUID ("1000")
+    # into a URL under the feed's, and two feeds' numeric GUIDs would collide.
+    # GUIDs stay as the feed wrote them; links are resolved here.
+    headers = {"content-type": content_type} if content_type else {}
     parsed = feedparser.parse(body, response_headers=headers)
     if parsed.bozo and not parsed.entries:
         raise FeedError("parse", f"not a feed: {parsed.get('bozo_exception')}", retriable=True)
     entries = tuple(
         Entry(
             guid=e.get("id") or None,
-            link=e.get("link") or None,
+            link=_absolute(base_url, e.get("link")),
             title=plain_text(e.get("title", "")),
             summary=plain_text(e.get("summary", "")),
             published_at=_date(e, fetched_at),

@@ -4,7 +4,8 @@ Per feed, forever:
 
     wait until due → per-host gate → address check → conditional GET
     (ETag / Last-Modified; redirects checked hop by hop) → 304: nothing
-    → 200: same body hash as last time: nothing; else parse → decide (core)
+    → 200: same body hash as last time: nothing; else parse → decide (core) →
+      encode (reading.py; an unreadable body or entry fails this poll only)
     → produce the new items → await the broker's acks → store the new state
     → next poll from the feed's interval, the server's hints (Retry-After,
       Cache-Control max-age, RSS <ttl>) and the failures in a row
@@ -28,7 +29,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from dohawatch.shared.codec import encode
 from dohawatch.shared.errors import ConfigError, FeedError
 from dohawatch.shared.headers import max_age_seconds, retry_after_seconds
 from dohawatch.shared.ids import content_hash
@@ -39,9 +39,9 @@ from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .core import FeedState, adapt_pace, decide, next_interval
+from .core import FeedState, adapt_pace, next_interval
 from .http import AddressPolicy, HostGate, fetch
-from .parse import parse_feed
+from .reading import read_body
 from .state import FeedStateStore
 
 __all__ = ["FetcherMetrics", "Poller", "poll_once", "run_fetcher"]
@@ -91,6 +91,13 @@ class FetcherMetrics:
             ["feed"],
             registry=registry,
         )
+        self.rejected = Counter(
+            "dohawatch_fetch_entries_rejected_total",
+            "Entries left out of a poll because the contract refuses them (a link that "
+            "is no URL); the feed's other entries were published.",
+            ["feed"],
+            registry=registry,
+        )
         self.in_flight = Gauge(
             "dohawatch_fetch_in_flight_requests", "Feed requests in flight.", registry=registry
         )
@@ -100,6 +107,9 @@ class FetcherMetrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
+
+
+PUBLISH_BATCH = 200  # messages sent before awaiting their acks
 
 
 def _user_agent(settings: Settings) -> str:
@@ -157,27 +167,39 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
                 outcome = "unchanged"
                 state = replace(state, failures=0, last_success=now)
             else:
-                parsed = parse_feed(
+                read = await asyncio.to_thread(
+                    read_body,
                     response.content,
+                    state=state,
+                    feed=feed,
                     base_url=response.url,
                     content_type=response.headers.get("content-type"),
-                    fetched_at=now,
-                )
-                hint = max(hint or 0.0, parsed.ttl_seconds or 0.0) or None
-                if parsed.malformed:
-                    metrics.malformed.labels(feed.name).inc()
-                decision = decide(
-                    state,
-                    feed,
-                    parsed,
                     body_hash=body_hash,
                     etag=response.headers.get("etag"),
                     last_modified=response.headers.get("last-modified"),
                     fetched_at=now,
+                    topic=ctx.topics.raw,
+                    max_entries=settings.fetch_max_entries,
                 )
-                await produce_and_wait(
-                    ctx.producer, [encode(i, ctx.topics.raw) for i in decision.items]
-                )
+                parsed, decision = read.parsed, read.decision
+                hint = max(hint or 0.0, parsed.ttl_seconds or 0.0) or None
+                if parsed.malformed:
+                    metrics.malformed.labels(feed.name).inc()
+                if decision.rejected:
+                    metrics.rejected.labels(feed.name).inc(decision.rejected)
+                    log_event(
+                        log,
+                        "entries_rejected",
+                        level=logging.WARNING,
+                        status="rejected",
+                        feed=feed.name,
+                        entries=decision.rejected,
+                    )
+                # In bounded batches, so one huge poll never holds all its sends at once.
+                for start in range(0, len(read.messages), PUBLISH_BATCH):
+                    await produce_and_wait(
+                        ctx.producer, read.messages[start : start + PUBLISH_BATCH]
+                    )
                 published = len(decision.items)
                 state = decision.state
     except FeedError as exc:

@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from dohawatch.demo.feeds import _atom, _rss, load_replay
 from dohawatch.fetcher.core import (
     PACE_RANGE,
-    SEEN_LIMIT,
+    SEEN_ENTRIES,
+    TRUNCATED,
     FeedState,
     adapt_pace,
     decide,
     next_interval,
 )
 from dohawatch.fetcher.parse import Entry, ParsedFeed, parse_feed, plain_text
+from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS
 from dohawatch.shared.settings import FeedConfig
 from hypothesis import given
 from hypothesis import strategies as st
@@ -52,12 +54,70 @@ def test_changed_guid_with_same_link_and_title_is_a_duplicate() -> None:
 
 
 def test_seen_ids_are_bounded() -> None:
-    """State stays bounded however long the feed runs."""
+    """State stays bounded however long the feed runs: two keys per entry, SEEN_ENTRIES entries."""
     state = FeedState(feed_key=FEED.url, url=FEED.url)
     for n in range(3):
         batch = [entry(f"{n}-{i}", f"t{n}-{i}", f"https://a.example/{n}/{i}") for i in range(800)]
         state = poll(state, parsed(*batch)).state
-    assert len(state.seen) == SEEN_LIMIT
+    assert len(state.seen) == 2 * SEEN_ENTRIES
+
+
+def _big_feed(n: int, first: int = 0) -> list[Entry]:
+    """``n`` entries, newest first, numbered from ``first``."""
+    return [
+        entry(f"g{i}", f"title {i}", f"https://a.example/{i}")
+        for i in reversed(range(first, first + n))
+    ]
+
+
+def test_a_feed_of_five_thousand_entries_gaining_one_publishes_one() -> None:
+    """Every entry a feed still lists is remembered, however many: one new entry, one item."""
+    state = poll(FeedState(feed_key=FEED.url, url=FEED.url), parsed(*_big_feed(5000))).state
+    grown = poll(state, parsed(*_big_feed(5001)))
+    assert [i.title for i in grown.items] == ["title 5000"]
+    # A feed that drops its oldest entry and gains a newer one: still one item.
+    slid = poll(grown.state, parsed(*_big_feed(5001, first=1)))
+    assert [i.title for i in slid.items] == ["title 5001"]
+
+
+def test_an_entry_the_contract_refuses_is_left_out_alone() -> None:
+    """A link whose port is no number or out of range drops that entry; the others publish."""
+    bad = [
+        entry("p1", "bad port", "http://a.example:99999/x"),
+        entry("p2", "bad port text", "http://a.example:abc/x"),
+    ]
+    decision = poll(FeedState(feed_key=FEED.url, url=FEED.url), parsed(entry("ok", "fine"), *bad))
+    assert [i.title for i in decision.items] == ["fine"]
+    assert decision.rejected == 2
+
+
+def test_an_entry_without_a_title_takes_one_from_its_summary() -> None:
+    """RSS 2.0 items with only a description are published, titled by its first sentence."""
+    untitled = Entry(
+        guid="d1",
+        link=None,
+        title="",
+        summary="Hamas delivered its reply to mediators. More follows.",
+        published_at=NOW,
+    )
+    decision = poll(FeedState(feed_key=FEED.url, url=FEED.url), parsed(untitled))
+    assert [i.title for i in decision.items] == ["Hamas delivered its reply to mediators"]
+
+
+def test_oversized_text_is_capped_with_a_marker() -> None:
+    """A 630 KB title and a 1.2 MB summary are cut to their stated lengths, ending in the marker."""
+    huge = Entry(
+        guid="h",
+        link="https://a.example/h",
+        title="T" * 630_000,
+        summary="S" * 1_200_000,
+        published_at=NOW,
+    )
+    (item,) = poll(FeedState(feed_key=FEED.url, url=FEED.url), parsed(huge)).items
+    assert len(item.title) == TITLE_CHARS
+    assert item.title.endswith(TRUNCATED)
+    assert len(item.summary) == SUMMARY_CHARS
+    assert item.summary.endswith(TRUNCATED)
 
 
 @given(st.integers(min_value=0, max_value=50))
