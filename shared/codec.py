@@ -28,8 +28,8 @@ class Outgoing:
     """A message ready to send: where, key, body and headers."""
 
     topic: str
-    key: bytes
-    value: bytes
+    key: bytes | None  # None only where the input it dead-letters had none
+    value: bytes | None
     headers: Headers
 
 

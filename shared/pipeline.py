@@ -46,10 +46,22 @@ class BatchHandler(Protocol[T_contra]):
         ...
 
 
+DEADLETTER_BODY_BYTES = 64 * 1024
+"""The most of a poison message's body a dead letter carries: enough to see what
+it was, small enough that the dead letter itself always fits the broker's limit."""
+
+
 def deadletter(
-    record: ConsumerRecord[bytes, bytes], topic: str, service: str, error: DecodeError
+    record: ConsumerRecord[bytes | None, bytes | None],
+    topic: str,
+    service: str,
+    error: DecodeError,
 ) -> Outgoing:
-    """The dead-letter message for ``record``: its key, body and headers, plus why."""
+    """The dead-letter message for ``record``: its key, the first
+    ``DEADLETTER_BODY_BYTES`` of its body and its headers, plus why and where it
+    came from. A null key or body stays null."""
+    value = record.value
+    size = len(value) if value is not None else 0
     headers = [
         *(record.headers or ()),
         ("dlq_reason", error.reason.encode()),
@@ -58,8 +70,12 @@ def deadletter(
         ("dlq_topic", record.topic.encode()),
         ("dlq_partition", str(record.partition).encode()),
         ("dlq_offset", str(record.offset).encode()),
+        ("dlq_size", str(size).encode()),
     ]
-    return Outgoing(topic, record.key or b"", record.value or b"", headers)
+    if value is not None and size > DEADLETTER_BODY_BYTES:
+        headers.append(("dlq_truncated", b"true"))
+        value = value[:DEADLETTER_BODY_BYTES]
+    return Outgoing(topic, record.key, value, headers)
 
 
 async def produce_and_wait(producer: AIOKafkaProducer, messages: Sequence[Outgoing]) -> None:

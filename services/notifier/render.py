@@ -37,7 +37,13 @@ __all__ = [
 ]
 
 MAX_SOURCES = 20  # Slack allows 50 blocks and a few thousand characters per list
-HEADER_LIMIT = 150  # characters in a Slack header block
+HEADER_LIMIT = 150  # characters in a Slack header block (Block Kit reference)
+TEXT_LIMIT = 3000  # characters in one Block Kit text, the limit of a section's text
+QUOTE_LIMIT = 1000  # the evidence quoted: a few sentences at most
+SOURCE_LIMIT = 300  # one source line: outlet and title
+# Slack refuses a message whose blocks hold about 12,000 characters or more
+# (msg_blocks_too_long); the rendered text stays under this budget.
+MESSAGE_BUDGET = 10_000
 
 
 def label(event_type: str) -> str:
@@ -91,19 +97,28 @@ def _text(text: str) -> dict[str, Any]:
 
 
 def _source_item(outlet: str, title: str, url: str) -> dict[str, Any]:
-    words = _one_line(f"{outlet}: {title}", 300)
+    words = _one_line(f"{outlet}: {title}", SOURCE_LIMIT)
     element = {"type": "link", "url": url, "text": words} if _is_web(url) else _text(words)
     return {"type": "rich_text_section", "elements": [element]}
 
 
 def slack_message(alert: Alert, reason: str) -> dict[str, Any]:
     """The Block Kit message for one revision (webhook body, or chat.postMessage fields)."""
+    # Every text is capped to Block Kit's limits, and the message as a whole to
+    # MESSAGE_BUDGET: past it, a 4xx from Slack would be final and the alert lost.
+    quote = _one_line(" … ".join(_one_line(e.text) for e in alert.evidence), QUOTE_LIMIT)
     sources = alert.sources[:MAX_SOURCES]
+    spent = HEADER_LIMIT + 300 + len(quote) + sum(SOURCE_LIMIT for _ in sources)
+    limit = max(200, min(TEXT_LIMIT, MESSAGE_BUDGET - spent))
+    summary = _one_line(alert.summary, limit)
     rich: list[dict[str, Any]] = []
-    if alert.summary:
-        rich.append({"type": "rich_text_section", "elements": [_text(_one_line(alert.summary))]})
-    if alert.evidence:
-        quote = " … ".join(_one_line(e.text) for e in alert.evidence)
+    if summary:
+        elements = [_text(summary)]
+        first = next((src.url for src in alert.sources if _is_web(src.url)), None)
+        if len(_one_line(alert.summary)) > limit and first:  # cut: the rest is a click away
+            elements.append({"type": "link", "url": first, "text": " (full report)"})
+        rich.append({"type": "rich_text_section", "elements": elements})
+    if quote:
         rich.append({"type": "rich_text_quote", "elements": [_text(quote)]})
     items = [_source_item(s.outlet, s.title, s.url) for s in sources]
     if len(alert.sources) > len(sources):
@@ -256,6 +271,9 @@ def email_digest(
     msg["To"] = ", ".join(recipients)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "dohawatch.invalid"
     msg["Message-ID"] = f"<{digest_id}@{domain}>"
+    # RFC 5322 requires a Date; the newest revision's time keeps the mail a pure
+    # function of its alerts, so a resent digest is the same mail.
+    msg["Date"] = format_datetime(max(a.updated_at for a in alerts))
     msg.set_content("\n\n".join(_alert_text(a, "new") for a in ordered))
     body = "<hr>".join(_alert_html(a, "new") for a in ordered)
     msg.add_alternative(f"<html><body>{body}</body></html>", subtype="html")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 from dohawatch.notifier import render
 from dohawatch.shared.events import EvidenceSpan, Severity
@@ -133,6 +135,57 @@ def test_digest_lists_the_most_severe_first() -> None:
     items = digest["blocks"][1]["elements"][0]["elements"]
     assert "critical one" in items[0]["elements"][0]["text"]
     assert digest["text"] == "dohawatch digest: 2 alerts"
+
+
+def _texts(node: object) -> list[str]:
+    """Every "text" string in a Block Kit structure."""
+    if isinstance(node, dict):
+        own = [node["text"]] if isinstance(node.get("text"), str) else []
+        return own + [t for v in node.values() for t in _texts(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _texts(v)]
+    return []
+
+
+def test_a_huge_summary_is_cut_to_slacks_limits_with_a_link_to_the_source() -> None:
+    """A 14,000-character summary, long evidence and 30 sources stay under Slack's limits:
+    each text within Block Kit's, all of them under the message budget, the cut summary
+    ending in an ellipsis and followed by a link to the report."""
+    big = alert(outlets=30).model_copy(
+        update={
+            "headline": "H" * 400,
+            "summary": "word " * 2800,
+            "evidence": (EvidenceSpan(field="summary", start=0, end=5000, text="e" * 5000),),
+        }
+    )
+    message = render.slack_message(big, "new")
+    texts = _texts(message["blocks"])
+    assert max(len(t) for t in texts) <= render.TEXT_LIMIT
+    assert sum(map(len, texts)) <= render.MESSAGE_BUDGET
+    assert len(message["blocks"][0]["text"]["text"]) <= render.HEADER_LIMIT
+    section = message["blocks"][2]["elements"][0]["elements"]
+    assert section[0]["text"].endswith("…")
+    assert section[1] == {"type": "link", "url": big.sources[0].url, "text": " (full report)"}
+
+
+def test_a_short_summary_is_whole_and_has_no_extra_link() -> None:
+    """A summary within the limits is shown whole, with no "(full report)" link."""
+    section = render.slack_message(alert(), "new")["blocks"][2]["elements"][0]["elements"]
+    assert section == [{"type": "text", "text": "The team returns for consultations."}]
+
+
+def test_a_digest_mail_carries_the_date_rfc_5322_requires() -> None:
+    """A digest mail has a Date header: the newest revision's time."""
+    older = alert()
+    newer = alert().model_copy(update={"updated_at": older.updated_at + timedelta(minutes=5)})
+    mail = render.email_digest(
+        [older, newer],
+        sender="dohawatch@desk.example",
+        recipients=["a@desk.example"],
+        digest_id="d1",
+    )
+    assert mail["Date"] is not None
+    assert parsedate_to_datetime(mail["Date"]) == newer.updated_at
 
 
 @given(st.integers(0, 10**6))
