@@ -152,9 +152,19 @@ class Settings(BaseSettings):
     notify_min_severity: Severity = Field(
         Severity.INFO, description="Lowest severity the default routes deliver."
     )
-    delivery_max_attempts: int = Field(8, ge=1, le=100)
+    delivery_give_up_after_seconds: float = Field(
+        86400.0,
+        gt=0,
+        description="How long a revision is retried while its sink is unavailable before it "
+        "is dead-lettered: an outage delays delivery, it does not drop it.",
+    )
     delivery_backoff_seconds: float = Field(2.0, gt=0)
-    delivery_backoff_max_seconds: float = Field(300.0, gt=0)
+    delivery_backoff_max_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest wait between tries: also the longest a route stays idle after "
+        "its sink recovers.",
+    )
     delivery_timeout_seconds: float = Field(15.0, gt=0)
 
     @field_validator(

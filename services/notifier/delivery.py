@@ -3,9 +3,17 @@
     offer (after the alerts topic acknowledged) → route filter → notify_reason
     → ledger row ``pending`` (due now, after quiet hours, or at the digest boundary)
     → the route's worker: rate limit → sink → ``done``
-      ↳ SinkError: retry with backoff and jitter (``Retry-After`` honoured)
-        → after the last attempt, or at once if retrying cannot help:
-          ``dead`` and a copy of the alert on the dead-letter topic
+      ↳ the sink refuses the content (a 4xx but 429): ``dead`` at once, and a copy
+        of the alert on the dead-letter topic; the route goes on
+      ↳ the sink is unavailable (5xx, 429, a timeout, a refused connection): retry
+        with backoff and jitter (``Retry-After`` honoured) until the revision has
+        waited ``give_up_after_seconds`` (a day), then ``dead`` as above
+
+A revision waiting out its retry holds back none of the others that are due:
+the worker takes the oldest due one. Two failures in a row on different
+revisions mean the sink is down rather than one message bad, and the route
+then waits out the backoff before it probes again with one revision; the
+backoff is capped (30 s), so a recovered sink is found within that.
 
 A route delivers its revisions in order; a later revision of the same alert
 waiting behind one that has not gone out yet replaces it, so a Slack outage ends
@@ -99,9 +107,9 @@ class DeliveryMetrics:
 class DeliveryPolicy:
     """How hard to try."""
 
-    max_attempts: int = 8
+    give_up_after_seconds: float = 86400.0
     backoff_seconds: float = 2.0
-    backoff_max_seconds: float = 300.0
+    backoff_max_seconds: float = 30.0
 
 
 class Dispatcher:
@@ -168,10 +176,14 @@ class Dispatcher:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
 
-    async def _pause(self, route: str, stop: asyncio.Event, seconds: float | None) -> None:
-        """Sleep until woken by a new revision, ``stop``, or ``seconds`` pass."""
+    async def _pause(
+        self, route: str, stop: asyncio.Event, seconds: float | None, wakeable: bool = True
+    ) -> None:
+        """Sleep until ``stop``, ``seconds`` pass, or (if ``wakeable``) a new revision."""
         wake = self._wake[route]
-        waiters = [asyncio.create_task(wake.wait()), asyncio.create_task(stop.wait())]
+        waiters = [asyncio.create_task(stop.wait())]
+        if wakeable:
+            waiters.append(asyncio.create_task(wake.wait()))
         try:
             await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -181,10 +193,11 @@ class Dispatcher:
 
     async def _work(self, route: Route, stop: asyncio.Event) -> None:
         last_send = -route.min_interval
+        unavailable = 0  # deliveries in a row that found the sink unavailable
         while not stop.is_set():
             self.metrics.queue.labels(route.name).set(self.ledger.depth(route.name))
-            head = self.ledger.head(route.name)
             now = self.clock()
+            head = self.ledger.head(route.name, now)
             if head is None or head.due_at > now:
                 await self._pause(route.name, stop, None if head is None else head.due_at - now)
                 continue
@@ -195,7 +208,12 @@ class Dispatcher:
             if gap > 0:
                 await asyncio.sleep(gap)
             last_send = time.monotonic()
-            await self._deliver(route, batch)
+            retry_in = await self._deliver(route, batch)
+            unavailable = 0 if retry_in is None else unavailable + 1
+            if unavailable >= 2 and retry_in:
+                # The sink is down, not one message: wait before probing it again,
+                # whatever new revisions arrive meanwhile.
+                await self._pause(route.name, stop, retry_in, wakeable=False)
         self.metrics.queue.labels(route.name).set(self.ledger.depth(route.name))
 
     def _batch(self, route: Route, head: Pending, now: float) -> list[Pending]:
@@ -215,7 +233,9 @@ class Dispatcher:
         fresh = {p.alert.alert_id for p in stale if p.reason == "new"}
         return [replace(p, reason="new") if p.alert.alert_id in fresh else p for p in batch]
 
-    async def _deliver(self, route: Route, batch: list[Pending]) -> None:
+    async def _deliver(self, route: Route, batch: list[Pending]) -> float | None:
+        """Send ``batch``; None when the sink answered (delivered, or refused the
+        content for good), else the seconds until its retry (0: given up)."""
         sink = route.sink
         head = batch[0]
         try:
@@ -228,8 +248,7 @@ class Dispatcher:
                     head.alert, head.reason, self.ledger.thread(route.name, head.alert.alert_id)
                 )
         except SinkError as exc:
-            await self._failed(route, batch, exc)
-            return
+            return await self._failed(route, batch, exc)
         now = self.clock()
         self.ledger.finish(batch, "done", now, thread=thread)
         self.metrics.deliveries.labels(route.name, sink.kind, "ok").inc(len(batch))
@@ -249,8 +268,10 @@ class Dispatcher:
                 attempts=p.attempts + 1,
                 latency_seconds=round(now - p.enqueued_at, 3),
             )
+        return None
 
-    async def _failed(self, route: Route, batch: list[Pending], exc: SinkError) -> None:
+    async def _failed(self, route: Route, batch: list[Pending], exc: SinkError) -> float | None:
+        """Retry ``batch`` later or give it up; as :meth:`_deliver` returns."""
         sink = route.sink
         attempt = max(p.attempts for p in batch) + 1
         self.metrics.deliveries.labels(route.name, sink.kind, exc.outcome).inc(len(batch))
@@ -263,7 +284,8 @@ class Dispatcher:
             "attempts": attempt,
             "error": str(exc),
         }
-        if exc.retriable and attempt < self.policy.max_attempts:
+        waited = now - min(p.enqueued_at for p in batch)
+        if exc.retriable and waited < self.policy.give_up_after_seconds:
             delay = retry_delay(
                 attempt,
                 self.policy.backoff_seconds,
@@ -281,11 +303,12 @@ class Dispatcher:
                 retry_in_seconds=round(delay, 2),
                 **fields,
             )
-            return
+            return delay
         self.ledger.finish(batch, "dead", now, error=str(exc))
         self.metrics.dead.labels(route.name, sink.kind).inc(len(batch))
         log_event(log, "delivered", level=logging.ERROR, status="dead", **fields)
         await self._deadletter(route, batch, exc)
+        return 0.0 if exc.retriable else None
 
     async def _deadletter(self, route: Route, batch: list[Pending], exc: SinkError) -> None:
         """A copy of each given-up revision on the dead-letter topic, saying why."""

@@ -115,10 +115,13 @@ class DeliveryLedger:
             )
         return cursor.rowcount == 1
 
-    def _pending(self, where: str, args: tuple[object, ...], limit: int = -1) -> list[Pending]:
+    def _pending(
+        self, where: str, args: tuple[object, ...], limit: int = -1, order: str = "seq"
+    ) -> list[Pending]:
         rows = self._db.execute(
             "SELECT seq, route, alert, reason, fetched_at, enqueued_at, due_at, attempts "
-            f"FROM deliveries WHERE status = 'pending' AND {where} ORDER BY seq LIMIT {limit:d}",
+            f"FROM deliveries WHERE status = 'pending' AND {where} ORDER BY {order} "
+            f"LIMIT {limit:d}",
             args,
         ).fetchall()
         return [
@@ -126,9 +129,13 @@ class DeliveryLedger:
             for seq, route, alert, reason, fetched, enq, due, att in rows
         ]
 
-    def head(self, route: str) -> Pending | None:
-        """The route's oldest pending revision (revisions go out in order)."""
-        rows = self._pending("route = ?", (route,), limit=1)
+    def head(self, route: str, now: float) -> Pending | None:
+        """The route's next revision: the oldest due by ``now`` (revisions go out in
+        order, but one waiting out a retry holds back none that are due), else the
+        one due first."""
+        rows = self._pending("route = ? AND due_at <= ?", (route, now), limit=1)
+        if not rows:
+            rows = self._pending("route = ?", (route,), limit=1, order="due_at, seq")
         return rows[0] if rows else None
 
     def due(self, route: str, now: float) -> list[Pending]:

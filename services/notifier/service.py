@@ -124,7 +124,7 @@ async def run_notifier(
             ctx.producer,
             ctx.topics.deadletter,
             DeliveryPolicy(
-                settings.delivery_max_attempts,
+                settings.delivery_give_up_after_seconds,
                 settings.delivery_backoff_seconds,
                 settings.delivery_backoff_max_seconds,
             ),
