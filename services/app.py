@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from dohawatch.shared.broker import broker_settings, kafka_bootstrap
+from dohawatch.shared.errors import BrokerError
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.runtime import ServiceContext, service_context
@@ -91,20 +92,67 @@ async def _run_one(
             await run_notifier(ctx, alert_rules(classifier, pipeline.config.alerts), routes)
 
 
+DRAIN_SECONDS = 30.0
+"""How long a graceful stop on the embedded broker waits for the consumers to catch up."""
+_SETTLE_SECONDS = 1.0  # lag must stay at zero this long: a fetch answer may still be on its way
+
+
+def _lag(ctx: ServiceContext) -> float | None:
+    """The service's consumer lag summed over its partitions; None before it knows any."""
+    samples = [
+        sample.value
+        for metric in ctx.registry.collect()
+        if metric.name == "dohawatch_consumer_lag_messages"
+        for sample in metric.samples
+    ]
+    return sum(samples) if samples else None
+
+
+async def _drain(pipeline: Pipeline, names: Sequence[str], crashed: asyncio.Event) -> bool:
+    """Wait until each of ``names``, in pipeline order, has read everything before it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DRAIN_SECONDS
+    for name in names:
+        settled_since: float | None = None
+        while not crashed.is_set() and loop.time() < deadline:
+            ctx = pipeline.contexts.get(name)
+            if ctx is not None and _lag(ctx) == 0:
+                settled_since = settled_since or loop.time()
+                if loop.time() - settled_since >= _SETTLE_SECONDS:
+                    break
+            else:
+                settled_since = None
+            await asyncio.sleep(0.05)
+        else:
+            return False
+    return True
+
+
 async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None:
     """Run ``pipeline.services`` until ``stop`` is set; the first failure stops all.
 
     Starts the embedded broker when no bootstrap servers are configured, and
-    creates the topics first.
+    creates the topics first. On the embedded broker, which keeps everything in
+    memory, a stop is graceful: the fetcher stops first, the classifier and the
+    notifier run until they have read everything (``DRAIN_SECONDS`` at most), and
+    only then do they and the broker stop, so no fetched item is lost with it.
     """
     classifier = Classifier(load_pack(pipeline.config.topic_pack))
-    async with kafka_bootstrap(pipeline.settings) as bootstrap:
+    broker_exit: list[int] = []
+
+    def broker_exited(code: int) -> None:
+        broker_exit.append(code)
+        stop.set()
+
+    async with kafka_bootstrap(pipeline.settings, on_exit=broker_exited) as bootstrap:
         settings = broker_settings(pipeline.settings)
         pipeline.bootstrap = bootstrap
         await ensure_topics(settings, bootstrap, Topics.with_prefix(settings.topic_prefix))
+        stops = {name: asyncio.Event() for name in pipeline.services}
+        crashed = asyncio.Event()
         tasks = [
             asyncio.create_task(
-                _run_one(pipeline, name, settings, bootstrap, stop, classifier), name=name
+                _run_one(pipeline, name, settings, bootstrap, stops[name], classifier), name=name
             )
             for name in pipeline.services
         ]
@@ -114,6 +162,7 @@ async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 if task is not stopper and task.exception():
+                    crashed.set()
                     log_event(
                         log,
                         "stopped",
@@ -122,8 +171,24 @@ async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None
                         service=task.get_name(),
                         error=repr(task.exception()),
                     )
+            consumers = [n for n in pipeline.services if n != "fetcher"]
+            graceful = stop.is_set() and not crashed.is_set()
+            if graceful and settings.embedded_broker and "fetcher" in stops and consumers:
+                stops["fetcher"].set()
+                fetcher = tasks[list(pipeline.services).index("fetcher")]
+                await asyncio.gather(fetcher, return_exceptions=True)
+                drained = await _drain(pipeline, consumers, crashed)
+                log_event(
+                    log,
+                    "drained",
+                    level=logging.INFO if drained else logging.WARNING,
+                    status="ok" if drained else "timeout",
+                    services=",".join(consumers),
+                )
         finally:
             stop.set()
+            for event in stops.values():
+                event.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             stopper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -131,3 +196,5 @@ async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None
         for task in tasks:
             if task.exception():
                 raise task.exception()  # type: ignore[misc]
+        if broker_exit:
+            raise BrokerError(f"the embedded broker exited with {broker_exit[0]}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,8 @@ from typing import TextIO
 from .shared.errors import DohawatchError
 from .shared.logs import configure_logging
 from .shared.settings import Settings, load_file_config, load_settings
+
+log = logging.getLogger("dohawatch")
 
 __all__ = ["main"]
 
@@ -170,21 +173,35 @@ def _schemas(args: argparse.Namespace) -> int:
 
 def _broker(port: int) -> int:
     from .shared.broker import EmbeddedBroker
+    from .shared.logs import log_event
     from .shared.runtime import install_signal_handlers
 
-    async def go() -> None:
+    async def go() -> int:
         broker = EmbeddedBroker(port=port)
         await broker.start()
         print(f"embedded broker on {broker.bootstrap} (in memory; Ctrl-C stops it)", flush=True)
         stop = asyncio.Event()
         install_signal_handlers(stop)
+        exited = asyncio.create_task(broker.wait())
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await stop.wait()
+            await asyncio.wait([exited, stopping], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            stopping.cancel()
             await broker.stop()
+        if stop.is_set():
+            return 0
+        # The broker process died under us: say so and exit, so a supervisor restarts it.
+        log_event(
+            log,
+            "embedded_broker_exited",
+            level=logging.ERROR,
+            status="exited",
+            exit_code=exited.result(),
+        )
+        return 1
 
-    asyncio.run(go())
-    return 0
+    return asyncio.run(go())
 
 
 def _parser() -> argparse.ArgumentParser:

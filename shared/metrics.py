@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-__all__ = ["PipelineMetrics", "build_info", "package_version"]
+__all__ = ["BrokerMetrics", "PipelineMetrics", "build_info", "package_version"]
 
 
 def package_version() -> str:
@@ -58,9 +58,33 @@ class PipelineMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.offset_resets = Counter(
+            "dohawatch_offset_resets_total",
+            "Partitions whose consumer position was past the log's end (the broker "
+            "lost its data) and were read again from the beginning.",
+            ["topic"],
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "dohawatch_batch_duration_seconds",
             "Time from a batch's arrival to its commit.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
+
+
+class BrokerMetrics:
+    """Whether the broker answers, and how often it was found without our topics."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.up = Gauge(
+            "dohawatch_broker_up",
+            "1 when the broker answered the last check within its bound, else 0.",
+            registry=registry,
+        )
+        self.recreated = Counter(
+            "dohawatch_broker_topics_recreated_total",
+            "Times the broker answered without the pipeline's topics and they were "
+            "created again (the broker lost its data).",
             registry=registry,
         )

@@ -12,6 +12,7 @@ but not yet committed are committed when the partition is revoked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -78,22 +79,38 @@ def deadletter(
     return Outgoing(topic, record.key, value, headers)
 
 
-async def produce_and_wait(producer: AIOKafkaProducer, messages: Sequence[Outgoing]) -> None:
+BROKER_TIMEOUT_SECONDS = 60.0
+"""The longest any one broker call (a batch's sends, a commit) may take before the
+service gives up on it: a broker that is gone must not hang a service for good."""
+
+
+async def produce_and_wait(
+    producer: AIOKafkaProducer,
+    messages: Sequence[Outgoing],
+    bound_seconds: float = BROKER_TIMEOUT_SECONDS,
+) -> None:
     """Send every message, then wait until the broker acknowledged all of them.
 
     Sends are not awaited one by one: the producer batches them (awaiting each
     send costs 10-100x, shared/PERFORMANCE.md).
 
     Raises:
-        BrokerError: a send failed; nothing may be committed.
+        BrokerError: a send failed or took longer than ``bound_seconds``;
+            nothing may be committed.
     """
-    try:
+
+    async def send_all() -> None:
         futures = [
             await producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in messages
         ]
         await asyncio.gather(*futures)
+
+    try:
+        await asyncio.wait_for(send_all(), bound_seconds)
     except KafkaError as exc:
         raise BrokerError(f"produce failed: {exc}") from exc
+    except TimeoutError as exc:
+        raise BrokerError(f"produce not acknowledged within {bound_seconds:g} s") from exc
 
 
 class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -104,18 +121,35 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self.pending: dict[TopicPartition, int] = {}
 
     async def commit(self) -> None:
+        """Commit the acknowledged offsets, within ``BROKER_TIMEOUT_SECONDS``.
+
+        Raises:
+            BrokerError: the broker refused the commit for another reason than a
+                rebalance (a topic it no longer has), or did not answer in time.
+                The offsets stay pending; a restarted service replays from the
+                last commit, which at-least-once delivery makes safe.
+        """
         if not self.pending:
             return
-        offsets, self.pending = self.pending, {}
+        offsets = dict(self.pending)
         try:
-            await self._consumer.commit(offsets)
+            await asyncio.wait_for(self._consumer.commit(offsets), BROKER_TIMEOUT_SECONDS)
         except CommitFailedError as exc:
             # A rebalance took the partitions away; their new owner replays from
             # the last commit, and deterministic ids make that replay harmless.
             log_event(log, "commit_failed", status="rebalanced", error=str(exc))
+        except (KafkaError, TimeoutError) as exc:
+            log_event(log, "commit_failed", level=logging.ERROR, status="error", error=repr(exc))
+            raise BrokerError(f"offset commit failed: {exc!r}") from exc
+        for tp, offset in offsets.items():
+            if self.pending.get(tp) == offset:
+                del self.pending[tp]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.commit()
+        # A failure is logged by commit; the partitions' next owner replays from
+        # the last commit.
+        with contextlib.suppress(BrokerError):
+            await self.commit()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         pass
@@ -193,6 +227,25 @@ class _Loop(Generic[T]):
             if high is None:
                 continue
             position = await self.consumer.position(tp)
+            if position > high:
+                # Past the log's end: the broker lost the partition's data (an
+                # in-memory broker restarted, a topic recreated). Waiting for the
+                # log to grow past our old position would skip everything before
+                # it, so read the new log from its start, loudly.
+                log_event(
+                    log,
+                    "offsets_reset",
+                    level=logging.ERROR,
+                    status="past-log-end",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    position=position,
+                    log_end=high,
+                )
+                self.metrics.offset_resets.labels(tp.topic).inc()
+                self.offsets.pending.pop(tp, None)
+                await self.consumer.seek_to_beginning(tp)
+                position = 0
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
 
 

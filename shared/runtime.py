@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from .kafka import Topics, make_producer
-from .metrics import build_info
+from .logs import log_event
+from .metrics import BrokerMetrics, build_info
 from .ops import OpsServer, Readiness
+from .pipeline import BROKER_TIMEOUT_SECONDS
 from .settings import Settings
+from .watch import watch_broker
 
-__all__ = ["ServiceContext", "install_signal_handlers", "service_context"]
+__all__ = [
+    "SHUTDOWN_SECONDS",
+    "ServiceContext",
+    "install_signal_handlers",
+    "service_context",
+    "stop_within",
+]
+
+SHUTDOWN_SECONDS = 10.0
+"""How long stopping a Kafka client may take; a service stops within a few of these."""
+log = logging.getLogger("dohawatch")
 
 
 @dataclass(slots=True)
@@ -52,17 +66,23 @@ async def service_context(
     """
     registry = CollectorRegistry()
     build_info(registry, name)
-    readiness = Readiness("kafka", *conditions)
+    readiness = Readiness("kafka", "broker", *conditions)
     ops = OpsServer(registry, readiness, settings.http_host, port)
     ops.start()
+    topics = Topics.with_prefix(settings.topic_prefix)
     producer = make_producer(settings, bootstrap)
+    watching = asyncio.Event()
+    watch = asyncio.create_task(
+        watch_broker(settings, bootstrap, topics, readiness, BrokerMetrics(registry), watching),
+        name=f"{name}-broker-watch",
+    )
     try:
-        await producer.start()
+        await asyncio.wait_for(producer.start(), BROKER_TIMEOUT_SECONDS)
         yield ServiceContext(
             name,
             settings,
             bootstrap,
-            Topics.with_prefix(settings.topic_prefix),
+            topics,
             registry,
             readiness,
             producer,
@@ -70,5 +90,16 @@ async def service_context(
             ops.port,
         )
     finally:
-        await producer.stop()
+        watching.set()
+        await watch
+        await stop_within(producer.stop(), f"{name} producer")
         ops.stop()
+
+
+async def stop_within(closing: Awaitable[None], what: str) -> None:
+    """Await ``closing`` (a client's stop) for at most ``SHUTDOWN_SECONDS``: a
+    broker that is gone must not keep a stopping service alive."""
+    try:
+        await asyncio.wait_for(closing, SHUTDOWN_SECONDS)
+    except TimeoutError:
+        log_event(log, "stop_timeout", level=logging.WARNING, status="timeout", client=what)

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         description="Most records a service takes in one batch; one commit per batch.",
     )
     kafka_session_timeout_ms: int = Field(10_000, ge=1_000)
+    kafka_check_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often each service checks that the broker answers and still has "
+        "the pipeline's topics; also the bound on each check.",
+    )
     kafka_rebalance_timeout_ms: int = Field(
         10_000, ge=500, description="How long a rebalance may wait for members to rejoin."
     )

@@ -9,6 +9,7 @@ and dashboards see the whole flow; the notifier ignores them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -18,8 +19,8 @@ from dohawatch.shared.events import SCHEMA_VERSION, ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import PipelineMetrics
-from dohawatch.shared.pipeline import run_pipeline
-from dohawatch.shared.runtime import ServiceContext
+from dohawatch.shared.pipeline import BROKER_TIMEOUT_SECONDS, run_pipeline
+from dohawatch.shared.runtime import ServiceContext, stop_within
 from prometheus_client import CollectorRegistry, Counter
 
 from .engine import Classification, Classifier
@@ -117,7 +118,7 @@ class ClassifyHandler:
 async def run_classifier(ctx: ServiceContext, classifier: Classifier) -> None:
     """Classify until ``ctx.stop`` is set."""
     consumer = make_consumer(ctx.settings, ctx.bootstrap, GROUP_ID)
-    await consumer.start()
+    await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
     ctx.readiness.set("kafka")
     try:
         await run_pipeline(
@@ -134,4 +135,4 @@ async def run_classifier(ctx: ServiceContext, classifier: Classifier) -> None:
         )
     finally:
         ctx.readiness.set("kafka", False)
-        await consumer.stop()
+        await stop_within(consumer.stop(), "classifier consumer")

@@ -22,8 +22,8 @@ from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import PipelineMetrics, package_version
-from dohawatch.shared.pipeline import run_pipeline
-from dohawatch.shared.runtime import ServiceContext
+from dohawatch.shared.pipeline import BROKER_TIMEOUT_SECONDS, run_pipeline
+from dohawatch.shared.runtime import ServiceContext, stop_within
 from dohawatch.shared.settings import RouteConfig
 
 from .config import Route, make_sink
@@ -132,7 +132,7 @@ async def run_notifier(
         )
         log_event(log, "routes", status="ok", routes=",".join(r.name for r in routes) or "none")
         consumer = make_consumer(settings, ctx.bootstrap, GROUP_ID)
-        await consumer.start()
+        await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
         ctx.readiness.set("kafka")
         delivering = asyncio.create_task(dispatcher.run(ctx.stop), name="delivery")
         delivering.add_done_callback(_stop_on_crash(ctx.stop))
@@ -152,7 +152,7 @@ async def run_notifier(
         finally:
             ctx.readiness.set("kafka", False)
             ctx.stop.set()
-            await consumer.stop()
+            await stop_within(consumer.stop(), "notifier consumer")
             await delivering
             store.close()
             ledger.close()

@@ -112,5 +112,5 @@ async def test_poison_messages_are_deadlettered_and_work_continues(settings: Set
         in metrics
     )
     assert ready.status_code == 200
-    assert ready.json()["conditions"] == {"kafka": True}
+    assert ready.json()["conditions"] == {"kafka": True, "broker": True}
     assert alive.status_code == 200

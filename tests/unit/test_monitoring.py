@@ -15,7 +15,7 @@ from dohawatch.classifier.pack import load_pack
 from dohawatch.classifier.service import ClassifyHandler
 from dohawatch.fetcher.service import FetcherMetrics
 from dohawatch.notifier.delivery import DeliveryMetrics
-from dohawatch.shared.metrics import PipelineMetrics, build_info
+from dohawatch.shared.metrics import BrokerMetrics, PipelineMetrics, build_info
 from prometheus_client import CollectorRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,7 @@ def exported_names() -> set[str]:
     FetcherMetrics(registry)
     DeliveryMetrics(registry)
     ClassifyHandler(Classifier(load_pack("doha-talks")), "t", registry)
+    BrokerMetrics(registry)
     build_info(registry, "test")
     return {m.name + s for m in registry.collect() for s in SUFFIXES[m.type]}
 
