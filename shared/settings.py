@@ -98,7 +98,10 @@ class Settings(BaseSettings):
     fetch_max_interval_seconds: float = Field(3600.0, gt=0)
     fetch_timeout_seconds: float = Field(20.0, gt=0, description="Per connect and read.")
     fetch_total_timeout_seconds: float = Field(
-        60.0, gt=0, description="A whole poll, redirects and body included."
+        60.0,
+        gt=0,
+        description="A whole poll, redirects and body included; the wait for a busy "
+        "host's turn is not counted.",
     )
     fetch_max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     fetch_max_entries: int = Field(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +30,7 @@ from dohawatch.shared.errors import FeedError
 
 from .core import FeedState
 
-__all__ = ["AddressPolicy", "FetchResult", "HostGate", "fetch"]
+__all__ = ["AddressPolicy", "FetchResult", "HostGate", "ends_a_document", "fetch"]
 
 MAX_REDIRECTS = 5
 _PERMANENT = {301, 308}  # RFC 9110 §15.4: the resource has moved for good
@@ -170,16 +172,16 @@ async def fetch(
     total: float,
 ) -> FetchResult:
     """GET ``state.url`` conditionally, following up to ``MAX_REDIRECTS`` checked hops,
-    all within ``total`` seconds (httpx's own timeouts bound each read, not a body
-    that drips in a byte at a time).
+    all within ``total`` seconds of requesting (httpx's own timeouts bound each
+    read, not a body that drips in a byte at a time). Waiting for the host's turn
+    at the gate is not requesting: a busy host's feeds queue, they do not time out.
 
     Raises:
         FeedError: refused address, DNS failure, timeout, redirect loop or
             excess, oversized body, or a transport error.
     """
     try:
-        async with asyncio.timeout(total):
-            return await _follow(client, state, limit, policy, gate)
+        return await _follow(client, state, limit, policy, gate, total)
     except TimeoutError as exc:
         raise FeedError("timeout", f"no complete answer within {total} s") from exc
     except httpx.TimeoutException as exc:
@@ -194,32 +196,89 @@ async def _follow(
     limit: int,
     policy: AddressPolicy,
     gate: HostGate,
+    budget: float,
 ) -> FetchResult:
     url = state.url
     seen: list[str] = []
     permanent = True
+    spent = 0.0  # seconds spent resolving and requesting; the gate's queue not counted
     while True:
-        await policy.check(url)
-        async with (
-            gate.enter(url),
-            client.stream("GET", url, headers=_conditional_headers(state)) as response,
-        ):
-            if response.status_code != 200:
-                await _drain(response)
-            if response.status_code in _REDIRECT and "location" in response.headers:
-                permanent = permanent and response.status_code in _PERMANENT
-                seen.append(url)
-                url = str(response.url.join(response.headers["location"]))
-                if url in seen:
-                    raise FeedError("redirects", f"redirect loop at {url[:200]}")
-                if len(seen) > MAX_REDIRECTS:
-                    raise FeedError("redirects", f"over {MAX_REDIRECTS} redirects")
-                continue
-            content = await _read(response, limit) if response.status_code == 200 else b""
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(budget - spent):
+                await policy.check(url)
+        finally:
+            spent += time.monotonic() - started
+        async with gate.enter(url):
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(budget - spent):
+                    hop = await _hop(client, state, url, limit)
+            finally:
+                spent += time.monotonic() - started
+        if isinstance(hop, FetchResult):
             return FetchResult(
-                response.status_code,
-                response.headers,
-                content,
-                url,
-                url if seen and permanent else None,
+                hop.status_code, hop.headers, hop.content, url, url if seen and permanent else None
             )
+        status, location = hop
+        permanent = permanent and status in _PERMANENT
+        seen.append(url)
+        url = location
+        if url in seen:
+            raise FeedError("redirects", f"redirect loop at {url[:200]}")
+        if len(seen) > MAX_REDIRECTS:
+            raise FeedError("redirects", f"over {MAX_REDIRECTS} redirects")
+
+
+_ROOT = re.compile(rb"<([A-Za-z_][\w:.-]*)")  # the first element's name
+
+
+def ends_a_document(body: bytes) -> bool:
+    """Whether ``body`` ends where its XML or JSON document does.
+
+    A body that stops short of its document's end was cut by a Content-Length
+    smaller than what the server sent (a CMS counting characters, not bytes);
+    the rest of the bytes are still on the connection, ahead of the next answer.
+    """
+    end = body.rstrip()
+    if body.lstrip()[:1] in (b"{", b"["):
+        try:
+            json.loads(body)
+        except ValueError:
+            return False
+        return True
+    # The root element is the first one not in a declaration, instruction or comment.
+    stripped = re.sub(rb"<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>", b"", body[:4096], flags=re.S)
+    root = _ROOT.search(stripped)
+    return root is None or end.endswith(b"</" + root.group(1) + b">") or end.endswith(b"/>")
+
+
+async def _hop(
+    client: httpx.AsyncClient, state: FeedState, url: str, limit: int
+) -> FetchResult | tuple[int, str]:
+    """One GET: the response, or a redirect's status and absolute location; once
+    more on a fresh connection when a reused one answered with a broken response
+    (a server that closed it idle, or bytes a previous answer left on it)."""
+    try:
+        return await _get(client, state, url, limit)
+    except httpx.RemoteProtocolError:
+        return await _get(client, state, url, limit)
+
+
+async def _get(
+    client: httpx.AsyncClient, state: FeedState, url: str, limit: int
+) -> FetchResult | tuple[int, str]:
+    async with client.stream("GET", url, headers=_conditional_headers(state)) as response:
+        if response.status_code != 200:
+            await _drain(response)
+        if response.status_code in _REDIRECT and "location" in response.headers:
+            return response.status_code, str(response.url.join(response.headers["location"]))
+        content = await _read(response, limit) if response.status_code == 200 else b""
+        if content and not ends_a_document(content):
+            # The rest of this body is still on the connection: close it rather
+            # than let another feed read those bytes as its answer. The body
+            # itself is parsed as what it is, a broken document.
+            stream = response.extensions.get("network_stream")
+            if stream is not None:
+                await stream.aclose()
+        return FetchResult(response.status_code, response.headers, content, url, None)

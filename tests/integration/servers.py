@@ -167,3 +167,67 @@ class Mailbox:
 
     def stop(self) -> None:
         self._controller.stop()
+
+
+class ShortLengthServer:
+    """A keep-alive HTTP server on 127.0.0.1 whose first answer declares a
+    Content-Length ``short`` bytes smaller than the body it sends (a CMS counting
+    characters instead of bytes); every later answer, on any connection, is ``good``."""
+
+    def __init__(self, first: bytes, short: int, good: bytes) -> None:
+        self.first, self.short, self.good = first, short, good
+        self.connections = 0
+        self.answered = 0
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen()
+        self._sock.settimeout(0.2)
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while self._running:
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn:
+            conn.settimeout(10)
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buffer += data
+                while b"\r\n\r\n" in buffer:
+                    _, buffer = buffer.split(b"\r\n\r\n", 1)
+                    with self._lock:
+                        first = self.answered == 0
+                        self.answered += 1
+                    body = self.first if first else self.good
+                    length = len(body) - (self.short if first else 0)
+                    head = (
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                        f"Content-Length: {length}\r\n\r\n"
+                    )
+                    conn.sendall(head.encode() + body)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2)
+        self._sock.close()

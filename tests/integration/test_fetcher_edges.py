@@ -18,14 +18,16 @@ from pathlib import Path
 import brotli  # type: ignore[import-untyped]
 import httpx
 import pytest
-from dohawatch.fetcher.http import AddressPolicy, HostGate
+from dohawatch.fetcher.core import FeedState
+from dohawatch.fetcher.http import AddressPolicy, HostGate, fetch
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher
 from dohawatch.fetcher.state import FeedStateStore
+from dohawatch.shared.errors import FeedError
 from dohawatch.shared.runtime import ServiceContext, service_context
 from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
 
 from .conftest import configure, read_topic, until
-from .servers import Answer, ScriptedServer
+from .servers import Answer, ScriptedServer, ShortLengthServer
 
 pytestmark = pytest.mark.integration
 
@@ -316,3 +318,92 @@ async def test_requests_in_flight_are_capped_in_all(
         await asyncio.gather(*(poll_once(ctx, poller, f) for f in feeds))
     starts = sorted(r.received for r in server.requests)
     assert all(b - a >= 0.28 for a, b in itertools.pairwise(starts))
+
+
+async def test_waiting_for_a_busy_hosts_turn_is_not_a_timeout(server: ScriptedServer) -> None:
+    """Eight feeds on one host, one request at a time 0.2 s apart, each answered in 0.1 s:
+    the last waits about 1.5 s for its turn yet none times out under a 0.5 s limit,
+    which bounds the requests, not the queue."""
+    server.default = Answer(200, RSS, {"Content-Type": "application/rss+xml"}, delay=0.1)
+    gate = HostGate(per_host=1, min_gap=0.2)
+    policy = AddressPolicy.parse("127.0.0.0/8")
+    async with httpx.AsyncClient() as client:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(
+                fetch(
+                    client,
+                    FeedState(feed_key=f"{server.url}/f{i}.xml", url=f"{server.url}/f{i}.xml"),
+                    limit=1 << 20,
+                    policy=policy,
+                    gate=gate,
+                    total=0.5,
+                )
+                for i in range(8)
+            )
+        )
+        elapsed = time.monotonic() - started
+    assert [r.status_code for r in results] == [200] * 8
+    assert elapsed >= 1.4  # the queue really was longer than the limit
+
+
+async def test_a_request_that_is_slow_still_times_out(server: ScriptedServer) -> None:
+    """The limit still holds for the request itself: a 1 s answer fails a 0.3 s limit."""
+    server.default = Answer(200, RSS, {"Content-Type": "application/rss+xml"}, delay=1.0)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(FeedError) as raised:
+            await fetch(
+                client,
+                FeedState(feed_key=f"{server.url}/slow.xml", url=f"{server.url}/slow.xml"),
+                limit=1 << 20,
+                policy=AddressPolicy.parse("127.0.0.0/8"),
+                gate=HostGate(per_host=1, min_gap=0.0),
+                total=0.3,
+            )
+    assert raised.value.outcome == "timeout"
+
+
+GOOD_FEED = RSS
+# An answer that a Content-Length too short leaves behind: a complete, valid
+# response, which the next request on the connection would read as its own.
+INJECTED = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\nContent-Length: 94\r\n\r\n"
+    b'<rss version="2.0"><channel><title>x</title><item><title>INJECTED</title>'
+    b"</item></channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    ("leftover", "what"),
+    [(b"\xd8\xa7\xd9\x84 trailing bytes", "garbage"), (INJECTED, "a whole response")],
+)
+async def test_bytes_a_short_content_length_leaves_never_reach_another_feed(
+    leftover: bytes, what: str
+) -> None:
+    """A first answer whose Content-Length is shorter than its body leaves bytes on
+    the kept-alive connection (garbage, or a whole forged response); the next feed on
+    that host gets its own answer, neither an "illegal status line" nor the forgery."""
+    truncated = RSS.replace(b"</channel></rss>", b"</channel>") + leftover
+    server = ShortLengthServer(first=truncated, short=len(leftover), good=GOOD_FEED)
+    server.start()
+    policy = AddressPolicy.parse("127.0.0.0/8")
+    gate = HostGate(per_host=1, min_gap=0.0)
+    try:
+        async with httpx.AsyncClient() as client:
+            first, second = [
+                await fetch(
+                    client,
+                    FeedState(feed_key=f"{server.url}/{n}.xml", url=f"{server.url}/{n}.xml"),
+                    limit=1 << 20,
+                    policy=policy,
+                    gate=gate,
+                    total=5,
+                )
+                for n in ("a", "b")
+            ]
+    finally:
+        server.stop()
+    assert leftover not in first.content, what
+    assert second.status_code == 200
+    assert second.content == GOOD_FEED
+    assert b"INJECTED" not in second.content

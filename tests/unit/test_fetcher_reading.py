@@ -10,6 +10,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 from dohawatch.fetcher.core import FeedState
+from dohawatch.fetcher.http import ends_a_document
 from dohawatch.fetcher.parse import parse_feed
 from dohawatch.fetcher.reading import Read, read_body
 from dohawatch.shared.errors import FeedError
@@ -229,3 +230,21 @@ def test_a_poll_reads_only_the_newest_entries_it_is_allowed() -> None:
     ).decision.items
     assert {i.title for i in capped} == {i.title for i in newest}
     assert "undated" not in {i.title for i in capped}
+
+
+@pytest.mark.parametrize(
+    ("body", "whole"),
+    [
+        (rss(GOOD), True),
+        (rss(GOOD) + b"\n\n", True),
+        (rss(GOOD)[:-7], False),  # "</rss>" cut off
+        (atom({"title": "a", "id": "x"}), True),
+        (atom({"title": "a", "id": "x"})[:-3], False),
+        (b'<?xml version="1.0"?>\n<!-- c --><rdf:RDF x="1"><item/></rdf:RDF>', True),
+        (json_feed({"id": "1", "title": "a"}), True),
+        (json_feed({"id": "1", "title": "a"})[:-2], False),
+    ],
+)
+def test_a_body_cut_short_of_its_document_is_recognised(body: bytes, whole: bool) -> None:
+    """A body ends a document when it closes its root element or JSON value."""
+    assert ends_a_document(body) is whole
