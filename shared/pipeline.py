@@ -19,11 +19,17 @@ from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import (
+    CommitFailedError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from pydantic import BaseModel
 
-from .codec import Outgoing, decode
+from .codec import Outgoing, decode, header
 from .errors import BrokerError, DecodeError
 from .logs import log_event
 from .metrics import PipelineMetrics
@@ -84,29 +90,93 @@ BROKER_TIMEOUT_SECONDS = 60.0
 service gives up on it: a broker that is gone must not hang a service for good."""
 
 
+_TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError)
+
+
+def too_large(message: Outgoing, topic: str, service: str, error: Exception) -> Outgoing:
+    """The dead letter for an output the broker or the producer refused for its size:
+    its first ``DEADLETTER_BODY_BYTES``, and the topic it was meant for."""
+    value = message.value
+    size = len(value) if value is not None else 0
+    headers = [
+        *message.headers,
+        ("dlq_reason", b"too-large"),
+        ("dlq_detail", str(error)[:500].encode()),
+        ("dlq_service", service.encode()),
+        ("dlq_topic", message.topic.encode()),
+        ("dlq_size", str(size).encode()),
+    ]
+    if value is not None and size > DEADLETTER_BODY_BYTES:
+        headers.append(("dlq_truncated", b"true"))
+        value = value[:DEADLETTER_BODY_BYTES]
+    return Outgoing(topic, message.key, value, headers)
+
+
 async def produce_and_wait(
     producer: AIOKafkaProducer,
     messages: Sequence[Outgoing],
     bound_seconds: float = BROKER_TIMEOUT_SECONDS,
-) -> None:
+    *,
+    deadletter_topic: str | None = None,
+    service: str = "",
+) -> int:
     """Send every message, then wait until the broker acknowledged all of them.
 
     Sends are not awaited one by one: the producer batches them (awaiting each
-    send costs 10-100x, shared/PERFORMANCE.md).
+    send costs 10-100x, shared/PERFORMANCE.md). With ``deadletter_topic``, a
+    message refused for its size is dead-lettered alone (:func:`too_large`)
+    and the others go on: one oversized output never fails its batch.
+
+    Returns:
+        How many messages were dead-lettered for their size.
 
     Raises:
-        BrokerError: a send failed or took longer than ``bound_seconds``;
+        BrokerError: a send failed otherwise or took longer than ``bound_seconds``;
             nothing may be committed.
     """
 
-    async def send_all() -> None:
-        futures = [
-            await producer.send(m.topic, m.value, key=m.key, headers=m.headers) for m in messages
-        ]
-        await asyncio.gather(*futures)
+    async def send(message: Outgoing) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await producer.send(
+            message.topic, message.value, key=message.key, headers=message.headers
+        )
+        return future
+
+    async def send_all() -> int:
+        dead: list[Outgoing] = []  # what went to the dead-letter topic instead
+
+        def refuse(message: Outgoing, exc: Exception) -> Outgoing:
+            if deadletter_topic is None:
+                raise exc
+            dead.append(too_large(message, deadletter_topic, service, exc))
+            return dead[-1]
+
+        pending: list[tuple[Outgoing, asyncio.Future[Any]]] = []
+        for message in messages:
+            try:
+                pending.append((message, await send(message)))
+            except _TOO_LARGE as exc:  # over the producer's max_request_size
+                pending.append((message, await send(refuse(message, exc))))
+        results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        later = []
+        for (message, _), result in zip(pending, results, strict=True):
+            if isinstance(result, _TOO_LARGE):  # over the broker's message.max.bytes
+                later.append(await send(refuse(message, result)))
+            elif isinstance(result, BaseException):
+                raise result
+        await asyncio.gather(*later)
+        for letter in dead:
+            log_event(
+                log,
+                "deadlettered",
+                level=logging.ERROR,
+                status="too-large",
+                topic=header(letter.headers, "dlq_topic"),
+                size_bytes=header(letter.headers, "dlq_size"),
+            )
+        return len(dead)
 
     try:
-        await asyncio.wait_for(send_all(), bound_seconds)
+        return await asyncio.wait_for(send_all(), bound_seconds)
     except KafkaError as exc:
         raise BrokerError(f"produce failed: {exc}") from exc
     except TimeoutError as exc:
@@ -210,7 +280,9 @@ class _Loop(Generic[T]):
                     outputs.append(deadletter(record, self.deadletter_topic, self.service, exc))
         if events:
             outputs.extend(await self.handler.handle(events))
-        await produce_and_wait(self.producer, outputs)
+        await produce_and_wait(
+            self.producer, outputs, deadletter_topic=self.deadletter_topic, service=self.service
+        )
         for message in outputs:
             self.metrics.produced.labels(message.topic).inc()
         await self.handler.acknowledged()

@@ -198,7 +198,10 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
                 # In bounded batches, so one huge poll never holds all its sends at once.
                 for start in range(0, len(read.messages), PUBLISH_BATCH):
                     await produce_and_wait(
-                        ctx.producer, read.messages[start : start + PUBLISH_BATCH]
+                        ctx.producer,
+                        read.messages[start : start + PUBLISH_BATCH],
+                        deadletter_topic=ctx.topics.deadletter,
+                        service="fetcher",
                     )
                 published = len(decision.items)
                 state = decision.state

@@ -23,6 +23,7 @@ from dohawatch.fetcher.http import AddressPolicy, HostGate, fetch
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher
 from dohawatch.fetcher.state import FeedStateStore
 from dohawatch.shared.errors import FeedError
+from dohawatch.shared.events import SUMMARY_CHARS, NewsItem
 from dohawatch.shared.runtime import ServiceContext, service_context
 from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
 
@@ -407,3 +408,32 @@ async def test_bytes_a_short_content_length_leaves_never_reach_another_feed(
     assert second.status_code == 200
     assert second.content == GOOD_FEED
     assert b"INJECTED" not in second.content
+
+
+async def test_an_entry_with_a_huge_summary_is_published_capped_with_its_neighbours(
+    settings: Settings, server: ScriptedServer
+) -> None:
+    """A 1.2 MB summary is cut to the contract's length and published, the entry after
+    it too; a feed whose link has a port that is no number loses that entry alone."""
+    huge = "Gaza talks. " * 100_000  # 1.2 MB
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>W</title>'
+        f"<item><title>Huge</title><guid>h-1</guid><link>/huge</link><description>{huge}"
+        "</description></item>"
+        "<item><title>Bad port</title><guid>h-2</guid><link>http://a.example:port/x</link></item>"
+        "<item><title>After</title><guid>h-3</guid><link>/after</link></item>"
+        "</channel></rss>"
+    ).encode()
+    server.default = Answer(200, body, {"Content-Type": "application/rss+xml"})
+    async with fetcher(settings) as (ctx, poller):
+        state = await poll_once(ctx, poller, feed(server))
+        rejected = ctx.registry.get_sample_value(
+            "dohawatch_fetch_entries_rejected_total", {"feed": "Wire"}
+        )
+    items = await read_topic(settings.kafka_bootstrap_servers or "", "dohawatch.news.raw", 2)
+    published = {NewsItem.model_validate_json(r.value).title: r for r in items}
+    assert state.failures == 0
+    assert set(published) == {"Huge", "After"}
+    summary = NewsItem.model_validate_json(published["Huge"].value).summary
+    assert len(summary) == SUMMARY_CHARS
+    assert rejected == 1

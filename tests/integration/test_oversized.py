@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from dohawatch.shared.codec import decode, encode, header
+from dohawatch.shared.codec import Outgoing, decode, encode, header
 from dohawatch.shared.events import Alert, ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.pipeline import DEADLETTER_BODY_BYTES
+from dohawatch.shared.pipeline import DEADLETTER_BODY_BYTES, produce_and_wait
 from dohawatch.shared.settings import Settings
 
 from .conftest import read_topic, running
@@ -67,3 +67,28 @@ async def test_five_megabyte_messages_are_deadlettered_and_the_next_item_alerts(
     )
     alert = decode(alerts[0].value, alerts[0].headers, Alert)
     assert alert.event_type == "delegation_withdrawn"
+
+
+async def test_an_output_too_large_to_send_is_deadlettered_alone(settings: Settings) -> None:
+    """A message over the producer's 1 MiB limit goes to the dead-letter topic as a
+    bounded record of itself; the other messages of the batch are sent."""
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # 1 MiB max_request_size
+    await producer.start()
+    try:
+        big = Outgoing(TOPICS.classified, b"k-big", b"x" * (2 * 1024 * 1024), [("ce_type", b"t")])
+        small = Outgoing(TOPICS.classified, b"k-small", b"{}", [("ce_type", b"t")])
+        refused = await produce_and_wait(
+            producer, [big, small], deadletter_topic=TOPICS.deadletter, service="classifier"
+        )
+    finally:
+        await producer.stop()
+    sent = await read_topic(bootstrap, TOPICS.classified, 1)
+    dead = await read_topic(bootstrap, TOPICS.deadletter, 1)
+    assert refused == 1
+    assert [r.key for r in sent] == [b"k-small"]
+    assert dead[0].key == b"k-big"
+    assert len(dead[0].value) == DEADLETTER_BODY_BYTES
+    assert header(dead[0].headers, "dlq_reason") == "too-large"
+    assert header(dead[0].headers, "dlq_topic") == TOPICS.classified
+    assert header(dead[0].headers, "dlq_size") == str(2 * 1024 * 1024)
