@@ -61,6 +61,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet $(BENCH_PEERS)
 	$(BIN)/python -m tests.bench.classifier
 	$(BIN)/python -m tests.bench.fetcher
+	$(BIN)/python -m tests.bench.feed_memory
 
 schemas: $(VENV)/.installed
 	$(BIN)/dohawatch schemas --write schemas/
