@@ -337,3 +337,221 @@ def test_each_event_type_reads_wordings_of_its_own(
 ) -> None:
     """Wire wordings written for these tests, not taken from the corpus, raise their event."""
     assert event in _types(doha, title, summary)
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "event", "raised"),
+    [
+        (
+            "Israel to send negotiators to Doha on Sunday for Gaza talks",
+            "",
+            "delegation_dispatched",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Witkoff plans to travel to the region next week to push the second phase.",
+            "delegation_dispatched",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "A Hamas delegation is due in Cairo on Monday for talks with Egyptian officials.",
+            "delegation_dispatched",
+            True,
+        ),
+        (
+            "Qatar resumes mediation between Israel and Hamas",
+            "",
+            "delegation_dispatched",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Israeli negotiators are expected in Doha later this week, an official said.",
+            "delegation_dispatched",
+            True,
+        ),
+        (
+            "Talks on second phase of Gaza deal get under way in Cairo",
+            "",
+            "delegation_dispatched",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Mediators urged Israel to send a delegation to Cairo.",
+            "delegation_dispatched",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "Netanyahu refused to send the negotiating team back to Doha.",
+            "delegation_dispatched",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "Hamas said it would not send a delegation until Israel stops its offensive.",
+            "delegation_dispatched",
+            False,
+        ),
+        (
+            "Netanyahu meets hostage families in Jerusalem",
+            "",
+            "delegation_dispatched",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "The last round of talks in Doha ended on Thursday without a breakthrough.",
+            "delegation_dispatched",
+            False,
+        ),
+        (
+            "Israeli troops advance into Rafah as talks stall",
+            "",
+            "delegation_dispatched",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "Aid convoys arrived in northern Gaza on Tuesday.",
+            "delegation_dispatched",
+            False,
+        ),
+        (
+            "Gaza hostage talks hit impasse over Philadelphi corridor",
+            "",
+            "talks_stalled",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Officials said there had been no breakthrough after three days of negotiations in "
+            "Cairo.",
+            "talks_stalled",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Israel is withholding its delegation until Hamas revises its demands.",
+            "talks_stalled",
+            True,
+        ),
+        (
+            "Hamas delays handover of hostages, citing Israeli violations",
+            "",
+            "talks_stalled",
+            True,
+        ),
+        (
+            "Gaza truce negotiations on hold as Israel expands offensive",
+            "",
+            "talks_stalled",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Aid deliveries were halted as fighting resumed in Khan Younis.",
+            "talks_stalled",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "Israeli officials said the negotiations were progressing well.",
+            "talks_stalled",
+            False,
+        ),
+        (
+            "Gaza ceasefire holds despite sporadic violations",
+            "",
+            "talks_stalled",
+            False,
+        ),
+        (
+            "IDF withdraws from Netzarim corridor as Gaza deal requires",
+            "",
+            "military_withdrawal_terms",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Israeli troops would remain in a buffer zone one kilometre deep along the border.",
+            "military_withdrawal_terms",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Displaced Palestinians began returning to northern Gaza under the ceasefire deal.",
+            "military_withdrawal_terms",
+            True,
+        ),
+        (
+            "Hamas demands full Israeli withdrawal from Gaza before any deal",
+            "",
+            "military_withdrawal_terms",
+            False,
+        ),
+        (
+            "Israeli troops advance deeper into Rafah as talks falter",
+            "",
+            "military_withdrawal_terms",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "Israeli forces raided the Nur Shams camp near Tulkarm overnight.",
+            "military_withdrawal_terms",
+            False,
+        ),
+        (
+            "Hamas rejects Netanyahu's conditions for Gaza truce",
+            "",
+            "proposal_or_response",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Mediators are still waiting for Hamas to respond to the proposal.",
+            "proposal_or_response",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "Israel has not responded to the latest offer, officials said.",
+            "proposal_or_response",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "Hamas handed over the bodies of four hostages to the Red Cross on Thursday.",
+            "hostage_prisoner_terms",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Families want all the hostages home.",
+            "hostage_prisoner_terms",
+            False,
+        ),
+        (
+            "Gaza talks",
+            "Former hostages joined a rally in Tel Aviv urging a deal to free those still held.",
+            "public_pressure",
+            True,
+        ),
+        (
+            "Gaza talks",
+            "Thousands celebrated in Tel Aviv as the first hostages came home under the deal.",
+            "public_pressure",
+            False,
+        ),
+    ],
+)
+def test_each_event_type_tells_the_development_from_talk_about_it(
+    doha: Classifier, title: str, summary: str, event: str, raised: bool
+) -> None:
+    """Planned and done developments raise their event; asked-for, denied, finished or
+    unrelated ones do not (wordings written for these tests)."""
+    assert (event in _types(doha, title, summary)) is raised
