@@ -85,6 +85,8 @@ def deadletter(
     return Outgoing(topic, record.key, value, headers)
 
 
+SHUTDOWN_COMMIT_SECONDS = 5.0
+"""The bound on the commit a stopping service makes (its offsets are replayed if it fails)."""
 BROKER_TIMEOUT_SECONDS = 60.0
 """The longest any one broker call (a batch's sends, a commit) may take before the
 service gives up on it: a broker that is gone must not hang a service for good."""
@@ -190,8 +192,8 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = consumer
         self.pending: dict[TopicPartition, int] = {}
 
-    async def commit(self) -> None:
-        """Commit the acknowledged offsets, within ``BROKER_TIMEOUT_SECONDS``.
+    async def commit(self, bound_seconds: float = BROKER_TIMEOUT_SECONDS) -> None:
+        """Commit the acknowledged offsets, within ``bound_seconds``.
 
         Raises:
             BrokerError: the broker refused the commit for another reason than a
@@ -203,7 +205,7 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
             return
         offsets = dict(self.pending)
         try:
-            await asyncio.wait_for(self._consumer.commit(offsets), BROKER_TIMEOUT_SECONDS)
+            await asyncio.wait_for(self._consumer.commit(offsets), bound_seconds)
         except CommitFailedError as exc:
             # A rebalance took the partitions away; their new owner replays from
             # the last commit, and deterministic ids make that replay harmless.
@@ -250,10 +252,35 @@ class _Loop(Generic[T]):
         self.consumer.subscribe(list(topics), listener=self.offsets)
         while not stop.is_set():
             batches = await self.consumer.getmany(timeout_ms=200, max_records=max_records)
-            if batches:
-                await self._process(batches)
+            if batches and not await self._process_or_abandon(batches, stop):
+                break
             await self._observe_lag()
-        await self.offsets.commit()
+        # The last commit on the way out: quick, so a stop completes with the broker gone.
+        with contextlib.suppress(BrokerError):
+            await self.offsets.commit(SHUTDOWN_COMMIT_SECONDS)
+
+    async def _process_or_abandon(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
+    ) -> bool:
+        """Process a batch; if ``stop`` comes meanwhile, give it ``SHUTDOWN_COMMIT_SECONDS``
+        and then abandon it uncommitted (its input is read again after the restart).
+        False when abandoned."""
+        work = asyncio.ensure_future(self._process(batches))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                await asyncio.wait([work], timeout=SHUTDOWN_COMMIT_SECONDS)
+        finally:
+            stopping.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+            log_event(log, "batch_abandoned", level=logging.WARNING, status="stopping")
+            return False
+        work.result()  # a BrokerError, or the unexpected, goes on up
+        return True
 
     async def _process(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
@@ -298,7 +325,12 @@ class _Loop(Generic[T]):
             high = self.consumer.highwater(tp)
             if high is None:
                 continue
-            position = await self.consumer.position(tp)
+            try:
+                # position() may wait for the group coordinator: bounded, so a
+                # broker that went away cannot hold the loop (and its stop) here.
+                position = await asyncio.wait_for(self.consumer.position(tp), 1.0)
+            except (TimeoutError, KafkaError):
+                continue
             if position > high:
                 # Past the log's end: the broker lost the partition's data (an
                 # in-memory broker restarted, a topic recreated). Waiting for the

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from .kafka import Topics, make_producer
@@ -28,7 +29,7 @@ __all__ = [
     "stop_within",
 ]
 
-SHUTDOWN_SECONDS = 10.0
+SHUTDOWN_SECONDS = 5.0
 """How long stopping a Kafka client may take; a service stops within a few of these."""
 log = logging.getLogger("dohawatch")
 
@@ -98,8 +99,19 @@ async def service_context(
 
 async def stop_within(closing: Awaitable[None], what: str) -> None:
     """Await ``closing`` (a client's stop) for at most ``SHUTDOWN_SECONDS``: a
-    broker that is gone must not keep a stopping service alive."""
+    broker that is gone must not keep a stopping service alive, nor may a client
+    that fails while it closes (aiokafka's consumer can raise the cancellation of
+    its own fetch task) stop the rest of the shutdown."""
     try:
         await asyncio.wait_for(closing, SHUTDOWN_SECONDS)
     except TimeoutError:
         log_event(log, "stop_timeout", level=logging.WARNING, status="timeout", client=what)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # we are being cancelled ourselves
+        log_event(log, "stop_failed", level=logging.WARNING, status="cancelled", client=what)
+    except KafkaError as exc:
+        log_event(
+            log, "stop_failed", level=logging.WARNING, status="error", client=what, error=repr(exc)
+        )

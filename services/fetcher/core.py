@@ -14,8 +14,10 @@ re-publishing edits would re-alert on typo fixes.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from dohawatch.shared import ids
 from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS, NewsItem
@@ -23,7 +25,7 @@ from dohawatch.shared.settings import FeedConfig
 
 from .parse import Entry, ParsedFeed
 
-__all__ = ["FeedState", "PollDecision", "decide", "next_interval"]
+__all__ = ["FeedState", "PollDecision", "decide", "first_poll_offsets", "next_interval"]
 
 SEEN_ENTRIES = 2000
 """Entries remembered per feed beyond those it still lists (those are always kept)."""
@@ -158,6 +160,22 @@ def adapt_pace(pace: float, found_new: bool) -> float:
     busy feed sooner), a quarter slower when it had none; within ``PACE_RANGE``."""
     low, high = PACE_RANGE
     return min(high, max(low, pace * (0.5 if found_new else 1.25)))
+
+
+def first_poll_offsets(feeds: Sequence[FeedConfig], default_interval: float) -> dict[str, float]:
+    """Seconds after start at which each feed with no schedule of its own (new, or
+    overdue after downtime) is polled first: a host's feeds spread evenly over
+    their interval, so 70 feeds on one host queue at its gate one at a time, not
+    all at once. Keyed by feed URL; a host's first feed starts at once.
+    """
+    by_host: dict[str, list[FeedConfig]] = {}
+    for feed in feeds:
+        by_host.setdefault((urlsplit(feed.url).hostname or "").lower(), []).append(feed)
+    offsets = {}
+    for same_host in by_host.values():
+        for i, feed in enumerate(same_host):
+            offsets[feed.url] = i * (feed.interval_seconds or default_interval) / len(same_host)
+    return offsets
 
 
 def next_interval(

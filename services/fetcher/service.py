@@ -39,7 +39,7 @@ from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .core import FeedState, adapt_pace, next_interval
+from .core import FeedState, adapt_pace, first_poll_offsets, next_interval
 from .http import AddressPolicy, HostGate, fetch
 from .reading import read_body
 from .state import FeedStateStore
@@ -256,12 +256,17 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
     return state
 
 
-async def _feed_loop(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> None:
+async def _feed_loop(ctx: ServiceContext, poller: Poller, feed: FeedConfig, offset: float) -> None:
     state = poller.store.get(feed.url)
-    # Jitter the first poll so a thousand feeds do not fire in the same second.
-    planned = max(datetime.now(UTC), state.next_poll or datetime.now(UTC))
-    jitter = random.uniform(0, min(1.0, ctx.settings.fetch_min_interval_seconds))
-    planned += timedelta(seconds=jitter)
+    now = datetime.now(UTC)
+    if state.next_poll is None or state.next_poll < now:
+        planned = now + timedelta(seconds=offset)  # spread over its host's feeds
+    else:
+        planned = state.next_poll
+    # Jitter too, so a thousand hosts' first feeds do not fire in the same second.
+    planned += timedelta(
+        seconds=random.uniform(0, min(1.0, ctx.settings.fetch_min_interval_seconds))
+    )
     while not ctx.stop.is_set() and not state.disabled:
         delay = max(0.0, (planned - datetime.now(UTC)).total_seconds())
         try:
@@ -304,8 +309,11 @@ async def _supervise(ctx: ServiceContext, poller: Poller, feeds: tuple[FeedConfi
         while True:
             for gone in set(loops) - set(feeds):
                 loops.pop(gone).cancel()
+            offsets = first_poll_offsets(feeds, ctx.settings.fetch_interval_seconds)
             for new in set(feeds) - set(loops):
-                loops[new] = asyncio.create_task(_feed_loop(ctx, poller, new), name=new.name)
+                loops[new] = asyncio.create_task(
+                    _feed_loop(ctx, poller, new, offsets[new.url]), name=new.name
+                )
             waiters = [asyncio.create_task(e.wait()) for e in (reload, ctx.stop)]
             running = [t for t in loops.values() if not t.done()]  # a gone (410) feed ends
             done, _ = await asyncio.wait([*waiters, *running], return_when=asyncio.FIRST_COMPLETED)

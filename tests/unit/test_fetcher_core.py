@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
+import pytest
 from dohawatch.demo.feeds import _atom, _rss, load_replay
 from dohawatch.fetcher.core import (
     PACE_RANGE,
@@ -12,6 +14,7 @@ from dohawatch.fetcher.core import (
     FeedState,
     adapt_pace,
     decide,
+    first_poll_offsets,
     next_interval,
 )
 from dohawatch.fetcher.parse import Entry, ParsedFeed, parse_feed, plain_text
@@ -180,3 +183,21 @@ def test_a_busy_feed_is_polled_sooner_than_a_quiet_one() -> None:
         busy, quiet = adapt_pace(busy, True), adapt_pace(quiet, False)
     assert next_interval(FEED, 600, 10, 3600, 0, None, busy) == 150  # floor of the pace
     assert next_interval(FEED, 600, 10, 3600, 0, None, quiet) == 600 * 1.25**3
+
+
+def test_a_hosts_feeds_start_spread_over_their_interval() -> None:
+    """Seventy feeds on one host start evenly over the 300 s interval, a feed alone on
+    its host at once, and a feed with its own interval over that one."""
+    busy = [FeedConfig(url=f"https://busy.example/{i}.xml", name=f"b{i}") for i in range(70)]
+    alone = FeedConfig(url="https://alone.example/feed.xml", name="alone")
+    slow = FeedConfig(url="https://slow.example/a.xml", name="s", interval_seconds=600)
+    slow2 = FeedConfig(url="https://slow.example/b.xml", name="s2", interval_seconds=600)
+    offsets = first_poll_offsets([*busy, alone, slow, slow2], 300.0)
+    spread = sorted(offsets[f.url] for f in busy)
+    assert spread[0] == 0
+    gaps = [b - a for a, b in itertools.pairwise(spread)]
+    assert max(gaps) - min(gaps) < 1e-9
+    assert min(gaps) == pytest.approx(300 / 70)
+    assert spread[-1] < 300
+    assert offsets[alone.url] == 0
+    assert sorted([offsets[slow.url], offsets[slow2.url]]) == [0, 300]
