@@ -19,7 +19,7 @@ import brotli  # type: ignore[import-untyped]
 import httpx
 import pytest
 from dohawatch.fetcher.core import FeedState
-from dohawatch.fetcher.http import AddressPolicy, HostGate, fetch
+from dohawatch.fetcher.http import AddressPolicy, FetchResult, HostGate, fetch
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher
 from dohawatch.fetcher.state import FeedStateStore
 from dohawatch.shared.errors import FeedError
@@ -321,27 +321,28 @@ async def test_requests_in_flight_are_capped_in_all(
     assert all(b - a >= 0.28 for a, b in itertools.pairwise(starts))
 
 
+async def get(client: httpx.AsyncClient, url: str, gate: HostGate, total: float) -> FetchResult:
+    """One checked GET of ``url`` on loopback, as a poll makes it."""
+    return await fetch(
+        client,
+        FeedState(feed_key=url, url=url),
+        limit=1 << 20,
+        policy=AddressPolicy.parse("127.0.0.0/8"),
+        gate=gate,
+        total=total,
+    )
+
+
 async def test_waiting_for_a_busy_hosts_turn_is_not_a_timeout(server: ScriptedServer) -> None:
     """Eight feeds on one host, one request at a time 0.2 s apart, each answered in 0.1 s:
     the last waits about 1.5 s for its turn yet none times out under a 0.5 s limit,
     which bounds the requests, not the queue."""
     server.default = Answer(200, RSS, {"Content-Type": "application/rss+xml"}, delay=0.1)
     gate = HostGate(per_host=1, min_gap=0.2)
-    policy = AddressPolicy.parse("127.0.0.0/8")
     async with httpx.AsyncClient() as client:
         started = time.monotonic()
         results = await asyncio.gather(
-            *(
-                fetch(
-                    client,
-                    FeedState(feed_key=f"{server.url}/f{i}.xml", url=f"{server.url}/f{i}.xml"),
-                    limit=1 << 20,
-                    policy=policy,
-                    gate=gate,
-                    total=0.5,
-                )
-                for i in range(8)
-            )
+            *(get(client, f"{server.url}/f{i}.xml", gate, total=0.5) for i in range(8))
         )
         elapsed = time.monotonic() - started
     assert [r.status_code for r in results] == [200] * 8
@@ -353,14 +354,7 @@ async def test_a_request_that_is_slow_still_times_out(server: ScriptedServer) ->
     server.default = Answer(200, RSS, {"Content-Type": "application/rss+xml"}, delay=1.0)
     async with httpx.AsyncClient() as client:
         with pytest.raises(FeedError) as raised:
-            await fetch(
-                client,
-                FeedState(feed_key=f"{server.url}/slow.xml", url=f"{server.url}/slow.xml"),
-                limit=1 << 20,
-                policy=AddressPolicy.parse("127.0.0.0/8"),
-                gate=HostGate(per_host=1, min_gap=0.0),
-                total=0.3,
-            )
+            await get(client, f"{server.url}/slow.xml", HostGate(1, 0.0), total=0.3)
     assert raised.value.outcome == "timeout"
 
 
@@ -387,21 +381,11 @@ async def test_bytes_a_short_content_length_leaves_never_reach_another_feed(
     truncated = RSS.replace(b"</channel></rss>", b"</channel>") + leftover
     server = ShortLengthServer(first=truncated, short=len(leftover), good=GOOD_FEED)
     server.start()
-    policy = AddressPolicy.parse("127.0.0.0/8")
     gate = HostGate(per_host=1, min_gap=0.0)
     try:
         async with httpx.AsyncClient() as client:
-            first, second = [
-                await fetch(
-                    client,
-                    FeedState(feed_key=f"{server.url}/{n}.xml", url=f"{server.url}/{n}.xml"),
-                    limit=1 << 20,
-                    policy=policy,
-                    gate=gate,
-                    total=5,
-                )
-                for n in ("a", "b")
-            ]
+            first = await get(client, f"{server.url}/a.xml", gate, total=5)
+            second = await get(client, f"{server.url}/b.xml", gate, total=5)
     finally:
         server.stop()
     assert leftover not in first.content, what
