@@ -81,15 +81,18 @@ async def _run_one(
     async with service_context(name, settings, bootstrap, pipeline.port(name), stop) as ctx:
         pipeline.contexts[name] = ctx
         log_event(log, "started", status="ok", service=name, ops_port=ctx.ops_port)
-        if name == "fetcher":
-            await run_fetcher(ctx, pipeline.config.feeds)
-        elif name == "classifier":
-            await run_classifier(ctx, classifier)
-        else:
-            routes = pipeline.routes
-            if routes is None:
-                routes = route_configs(pipeline.settings, pipeline.config)
-            await run_notifier(ctx, alert_rules(classifier, pipeline.config.alerts), routes)
+        match name:
+            case "fetcher":
+                await run_fetcher(ctx, pipeline.config.feeds)
+            case "classifier":
+                await run_classifier(ctx, classifier)
+            case "notifier":
+                routes = pipeline.routes
+                if routes is None:
+                    routes = route_configs(pipeline.settings, pipeline.config)
+                await run_notifier(ctx, alert_rules(classifier, pipeline.config.alerts), routes)
+            case _:
+                raise ValueError(f"no service named {name!r}; the services are {SERVICES}")
 
 
 DRAIN_SECONDS = 30.0

@@ -312,25 +312,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo" and "DOHAWATCH_LOG_LEVEL" not in os.environ:
             level = "WARNING"  # the demo shows alerts; per-poll logs would bury them
         configure_logging(level, settings.log_format, _secrets(settings))
-        if args.command in ("fetcher", "classifier", "notifier"):
-            return _services(settings, [args.command])
-        if args.command == "run":
-            from .app import SERVICES
+        match args.command:
+            case "fetcher" | "classifier" | "notifier":
+                return _services(settings, [args.command])
+            case "run":
+                from .app import SERVICES
 
-            return _services(settings, SERVICES)
-        if args.command == "demo":
-            return _demo(settings, args)
-        if args.command == "replay":
-            return _replay(args)
-        if args.command == "feeds":
-            return _feeds(settings, args)
-        if args.command == "classify":
-            return _classify(args)
-        if args.command == "eval":
-            return _eval(args)
-        if args.command == "schemas":
-            return _schemas(args)
-        return _broker(args.port)
+                return _services(settings, SERVICES)
+            case "demo":
+                return _demo(settings, args)
+            case "replay":
+                return _replay(args)
+            case "feeds":
+                return _feeds(settings, args)
+            case "classify":
+                return _classify(args)
+            case "eval":
+                return _eval(args)
+            case "schemas":
+                return _schemas(args)
+            case "broker":
+                return _broker(args.port)
+            case _:
+                raise AssertionError(f"the parser accepted an unknown command {args.command!r}")
     except DohawatchError as exc:
         print(f"dohawatch: {exc}", file=sys.stderr)
         return 2

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from dohawatch.shared.codec import CE_TYPES
 from dohawatch.shared.events import Alert, ClassifiedItem, NewsItem
-from pydantic import BaseModel
 
 __all__ = ["CONTRACTS", "render_schemas", "write_schemas"]
 

@@ -38,9 +38,10 @@ from functools import cached_property
 from typing import cast
 
 import ahocorasick_rs
+from pydantic import TypeAdapter
+
 from dohawatch.shared import ids
 from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
-from pydantic import TypeAdapter
 
 from . import scan
 from .figures import NUMBER_WORDS, Figures

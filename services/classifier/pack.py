@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
 from dohawatch.shared.errors import PackError
 from dohawatch.shared.events import Severity
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .forms import family
 

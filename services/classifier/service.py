@@ -14,6 +14,8 @@ import logging
 from collections.abc import Sequence
 
 import pydantic_core
+from prometheus_client import CollectorRegistry, Counter
+
 from dohawatch.shared.codec import Outgoing, encode_classified
 from dohawatch.shared.events import SCHEMA_VERSION, ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import make_consumer
@@ -21,7 +23,6 @@ from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import PipelineMetrics
 from dohawatch.shared.pipeline import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.runtime import ServiceContext, stop_within
-from prometheus_client import CollectorRegistry, Counter
 
 from .engine import Classification, Classifier
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer
+
 from dohawatch.app import Pipeline, run_pipeline_services
 from dohawatch.notifier.ledger import DeliveryLedger
 from dohawatch.notifier.sinks import format_alert

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
+
 from dohawatch.shared.errors import ConfigError
 from dohawatch.shared.settings import FeedConfig
 

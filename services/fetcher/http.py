@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
+
 from dohawatch.shared.errors import FeedError
 
 from .core import FeedState

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import feedparser
+
 from dohawatch.shared.errors import FeedError
 
 __all__ = ["Entry", "ParsedFeed", "parse_feed", "plain_text"]

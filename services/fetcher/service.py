@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from dohawatch.shared.errors import ConfigError, FeedError
 from dohawatch.shared.headers import max_age_seconds, retry_after_seconds
 from dohawatch.shared.ids import content_hash
@@ -37,7 +39,6 @@ from dohawatch.shared.metrics import package_version
 from dohawatch.shared.pipeline import produce_and_wait
 from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .core import FeedState, adapt_pace, first_poll_offsets, next_interval
 from .http import AddressPolicy, HostGate, fetch

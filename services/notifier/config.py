@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 import httpx
+from pydantic import SecretStr
+
 from dohawatch.shared.errors import ConfigError
 from dohawatch.shared.settings import FileConfig, RouteConfig, Settings
-from pydantic import SecretStr
 
 from .sinks import ConsoleSink, EmailSink, Sink, SlackBotSink, SlackWebhookSink, WebhookSink
 
@@ -91,39 +93,47 @@ def make_sink(
     Raises:
         ConfigError: a setting the sink needs is missing; the message names it.
     """
-    if route.sink == "console":
-        return ConsoleSink()
-    if route.sink == "slack":
-        url = _secret(
-            route,
-            route.url_env,
-            _reveal(settings.slack_webhook_url),
-            "webhook URL (DOHAWATCH_SLACK_WEBHOOK_URL or url_env)",
-        )
-        return SlackWebhookSink(client, url)
-    if route.sink == "slack-bot":
-        token = _reveal(settings.slack_bot_token)
-        channel = route.channel or settings.slack_channel
-        if not channel:
-            raise ConfigError(f"routes.{route.name}: channel is required for slack-bot")
-        return SlackBotSink(
-            client,
-            settings.slack_api_url,
-            _secret(route, None, token, "bot token (DOHAWATCH_SLACK_BOT_TOKEN)"),
-            channel,
-            settings.slack_thread_mode,
-        )
-    if route.sink == "webhook":
-        url = route.url or _secret(
-            route,
-            route.url_env,
-            _reveal(settings.webhook_url),
-            "URL (DOHAWATCH_WEBHOOK_URL, url or url_env)",
-        )
-        key = _reveal(settings.webhook_secret)
-        if route.secret_env or key:
-            key = _secret(route, route.secret_env, key, "HMAC secret (secret_env)")
-        return WebhookSink(client, route.name, url, key.encode() if key else None)
+    match route.sink:
+        case "console":
+            return ConsoleSink()
+        case "slack":
+            url = _secret(
+                route,
+                route.url_env,
+                _reveal(settings.slack_webhook_url),
+                "webhook URL (DOHAWATCH_SLACK_WEBHOOK_URL or url_env)",
+            )
+            return SlackWebhookSink(client, url)
+        case "slack-bot":
+            token = _reveal(settings.slack_bot_token)
+            channel = route.channel or settings.slack_channel
+            if not channel:
+                raise ConfigError(f"routes.{route.name}: channel is required for slack-bot")
+            return SlackBotSink(
+                client,
+                settings.slack_api_url,
+                _secret(route, None, token, "bot token (DOHAWATCH_SLACK_BOT_TOKEN)"),
+                channel,
+                settings.slack_thread_mode,
+            )
+        case "webhook":
+            url = route.url or _secret(
+                route,
+                route.url_env,
+                _reveal(settings.webhook_url),
+                "URL (DOHAWATCH_WEBHOOK_URL, url or url_env)",
+            )
+            key = _reveal(settings.webhook_secret)
+            if route.secret_env or key:
+                key = _secret(route, route.secret_env, key, "HMAC secret (secret_env)")
+            return WebhookSink(client, route.name, url, key.encode() if key else None)
+        case "email":
+            return _email_sink(route, settings)
+        case _:
+            assert_never(route.sink)
+
+
+def _email_sink(route: RouteConfig, settings: Settings) -> Sink:
     recipients: Sequence[str] = route.to or settings.smtp_recipients
     if not settings.smtp_host or not recipients:
         raise ConfigError(

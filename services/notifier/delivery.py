@@ -33,12 +33,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
 from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.errors import BrokerError, SinkError
 from dohawatch.shared.events import Alert
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.pipeline import produce_and_wait
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .config import Route
 from .ledger import DeliveryLedger, Pending

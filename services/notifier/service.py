@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import httpx
+
 from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import make_consumer

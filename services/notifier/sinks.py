@@ -17,6 +17,7 @@ from typing import Any, Protocol, TextIO
 
 import aiosmtplib
 import httpx
+
 from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert
 from dohawatch.shared.headers import retry_after_seconds

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from dohawatch.app import Pipeline, run_pipeline_services
 from dohawatch.classifier import engine
 from dohawatch.classifier.engine import Classifier

@@ -23,6 +23,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
+
 from dohawatch.fetcher.http import AddressPolicy, HostGate
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
 from dohawatch.fetcher.state import FeedStateStore

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+
 from dohawatch.app import Pipeline, run_pipeline_services
 from dohawatch.demo.feeds import ReplayServer, load_replay
 from dohawatch.shared.broker import EmbeddedBroker

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+
 from dohawatch.app import Pipeline, run_pipeline_services
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.broker import EmbeddedBroker

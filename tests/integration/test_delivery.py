@@ -19,6 +19,7 @@ import httpx
 import pytest
 import trustme
 from aiokafka import AIOKafkaProducer
+
 from dohawatch.app import Pipeline
 from dohawatch.notifier import render
 from dohawatch.shared.codec import decode, encode, header

@@ -18,6 +18,7 @@ from pathlib import Path
 import brotli  # type: ignore[import-untyped]
 import httpx
 import pytest
+
 from dohawatch.fetcher.core import FeedState
 from dohawatch.fetcher.http import AddressPolicy, FetchResult, HostGate, fetch
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher

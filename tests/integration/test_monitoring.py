@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.settings import FeedConfig, Settings
 

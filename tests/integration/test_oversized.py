@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
+
 from dohawatch.shared.codec import Outgoing, decode, encode, header
 from dohawatch.shared.events import Alert, ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import Topics

@@ -8,6 +8,7 @@ import json
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.codec import decode, encode, header
 from dohawatch.shared.events import Alert, ClassifiedItem, NewsItem, Severity

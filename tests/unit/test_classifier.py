@@ -9,6 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dohawatch.classifier import engine, scan
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, Report, evaluate_parts, read_holdout
@@ -17,8 +20,6 @@ from dohawatch.classifier.service import classified_json, classify_item
 from dohawatch.shared.codec import encode, encode_classified
 from dohawatch.shared.errors import PackError
 from dohawatch.shared.events import NewsItem
-from hypothesis import given
-from hypothesis import strategies as st
 
 CORPUS = Path(__file__).parents[1] / "data" / "dev-corpus.jsonl"
 HOLDOUT = CORPUS.with_suffix(".holdout")

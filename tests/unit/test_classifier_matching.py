@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.figures import NUMBER_WORDS
 from dohawatch.classifier.forms import family

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from dohawatch.cli import _parser
 from dohawatch.demo.feeds import load_replay
 from dohawatch.shared.settings import ENV_PREFIX, Settings, load_file_config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiokafka.structs import ConsumerRecord
+
 from dohawatch.shared.codec import header
 from dohawatch.shared.errors import DecodeError
 from dohawatch.shared.pipeline import DEADLETTER_BODY_BYTES, deadletter

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from dohawatch.notifier.config import Route
 from dohawatch.notifier.delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
 from dohawatch.notifier.ledger import DeliveryLedger
 from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert, AlertSource
 from dohawatch.shared.settings import RouteConfig
-from prometheus_client import CollectorRegistry
 
 from .test_routes import alert
 

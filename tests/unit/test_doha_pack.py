@@ -4,6 +4,7 @@ cancels read with word families and proximity."""
 from __future__ import annotations
 
 import pytest
+
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.pack import load_pack
 

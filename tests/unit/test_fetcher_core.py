@@ -6,6 +6,9 @@ import itertools
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dohawatch.demo.feeds import _atom, _rss, load_replay
 from dohawatch.fetcher.core import (
     PACE_RANGE,
@@ -20,8 +23,6 @@ from dohawatch.fetcher.core import (
 from dohawatch.fetcher.parse import Entry, ParsedFeed, parse_feed, plain_text
 from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS
 from dohawatch.shared.settings import FeedConfig
-from hypothesis import given
-from hypothesis import strategies as st
 
 NOW = datetime(2025, 7, 24, 18, tzinfo=UTC)
 FEED = FeedConfig(url="https://a.example/feed.xml", name="A", tags=("wire",))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from dohawatch.cli import main
 from dohawatch.fetcher.core import FeedState
 from dohawatch.fetcher.feeds import feeds_table, import_opml

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import pytest
-from dohawatch.fetcher.parse import parse_feed
-from dohawatch.shared.errors import FeedError
 from hypothesis import given
 from hypothesis import strategies as st
+
+from dohawatch.fetcher.parse import parse_feed
+from dohawatch.shared.errors import FeedError
 
 FETCHED = datetime(2025, 7, 24, 18, 0, tzinfo=UTC)
 BASE = "https://outlet.example/feeds/main.json"

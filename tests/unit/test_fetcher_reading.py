@@ -9,14 +9,15 @@ from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from dohawatch.fetcher.core import FeedState
 from dohawatch.fetcher.http import ends_a_document
 from dohawatch.fetcher.parse import parse_feed
 from dohawatch.fetcher.reading import Read, read_body
 from dohawatch.shared.errors import FeedError
 from dohawatch.shared.settings import FeedConfig
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 NOW = datetime(2025, 7, 24, 18, tzinfo=UTC)
 FEED = FeedConfig(url="https://a.example/feed.xml", name="A")

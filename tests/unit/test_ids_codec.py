@@ -6,13 +6,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from dohawatch.schemas import render_schemas
 from dohawatch.shared import ids
 from dohawatch.shared.codec import decode, encode, header
 from dohawatch.shared.errors import DecodeError
 from dohawatch.shared.events import Alert, NewsItem, Severity
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 NOW = datetime(2025, 7, 24, 13, 5, tzinfo=UTC)
 ITEM = NewsItem(

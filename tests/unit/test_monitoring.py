@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
+
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.pack import load_pack
 from dohawatch.classifier.service import ClassifyHandler
 from dohawatch.fetcher.service import FetcherMetrics
 from dohawatch.notifier.delivery import DeliveryMetrics
 from dohawatch.shared.metrics import BrokerMetrics, PipelineMetrics, build_info
-from prometheus_client import CollectorRegistry
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy/prometheus"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from dohawatch.notifier.config import make_sink, route_configs
 from dohawatch.notifier.sinks import EmailSink, SlackWebhookSink
 from dohawatch.shared.errors import ConfigError

@@ -6,11 +6,12 @@ import json
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dohawatch.notifier import render
 from dohawatch.shared.events import EvidenceSpan, Severity
 from dohawatch.shared.headers import retry_after_seconds
-from hypothesis import given
-from hypothesis import strategies as st
 
 from .test_routes import alert
 from .test_stories import NOW

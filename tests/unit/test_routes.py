@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from dohawatch.notifier.routes import (
     Notified,
     due_at,
@@ -16,8 +19,6 @@ from dohawatch.notifier.routes import (
 from dohawatch.notifier.stories import AlertRules, decide
 from dohawatch.shared.events import Alert, AlertSource, Severity
 from dohawatch.shared.settings import QuietHours, RouteConfig
-from hypothesis import given
-from hypothesis import strategies as st
 
 from .test_stories import NOW, classified
 
