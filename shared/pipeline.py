@@ -222,6 +222,8 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
         # the last commit.
         with contextlib.suppress(BrokerError):
             await self.commit()
+        for tp in revoked:  # no longer ours to commit, whatever happened
+            self.pending.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         pass
