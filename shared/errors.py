@@ -2,10 +2,15 @@
 
 Library errors are translated into these at the edge that calls the library
 (``raise ... from exc``). ``retriable`` tells a caller whether trying the same
-thing again later can succeed.
+thing again later can succeed. :func:`validation_problems` words a pydantic
+validation error the one way every configuration error is worded.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import ValidationError
 
 __all__ = [
     "BrokerError",
@@ -15,6 +20,8 @@ __all__ = [
     "FeedError",
     "PackError",
     "SinkError",
+    "key_path",
+    "validation_problems",
 ]
 
 
@@ -85,3 +92,15 @@ class SinkError(DohawatchError):
         self.outcome = outcome
         self.retriable = retriable
         self.retry_after = retry_after
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location as a dotted key path (``events.recall.rules.0``)."""
+    return ".".join(str(part) for part in loc)
+
+
+def validation_problems(
+    exc: ValidationError, key: Callable[[tuple[int | str, ...]], str] = key_path
+) -> str:
+    """Every problem of a pydantic validation error, each named by ``key``, in one line."""
+    return "; ".join(f"{key(tuple(err['loc']))}: {err['msg']}" for err in exc.errors())

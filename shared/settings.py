@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .errors import ConfigError
+from .errors import ConfigError, validation_problems
 from .events import Severity
 
 __all__ = [
@@ -225,10 +225,11 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{ENV_PREFIX}{str(err['loc'][0]).upper()}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(problems) from exc
+
+        def variable(loc: tuple[int | str, ...]) -> str:
+            return f"{ENV_PREFIX}{str(loc[0]).upper()}"
+
+        raise ConfigError(validation_problems(exc, variable)) from exc
 
 
 class FeedConfig(BaseModel):
@@ -354,7 +355,4 @@ def load_file_config(path: Path | None) -> FileConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from exc
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from exc

@@ -17,7 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from dohawatch.shared.errors import PackError
+from dohawatch.shared.errors import PackError, key_path, validation_problems
 from dohawatch.shared.events import Severity
 
 from .forms import family
@@ -263,8 +263,5 @@ def load_pack(name_or_path: str) -> TopicPack:
     except yaml.YAMLError as exc:
         raise PackError(f"topic pack {path}: not valid YAML: {exc}") from exc
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'pack'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc, lambda loc: key_path(loc) or "pack")
         raise PackError(f"topic pack {path}: {problems}") from exc

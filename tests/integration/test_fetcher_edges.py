@@ -115,7 +115,9 @@ async def test_410_gone_disables_the_feed(settings: Settings, server: ScriptedSe
     async with fetcher(settings) as (ctx, poller):
         state = await poll_once(ctx, poller, feed(server))
         stored = poller.store.get(feed(server).url)
-        metrics = poller.metrics.requests.labels("Wire", "gone")._value.get()
+        metrics = ctx.registry.get_sample_value(
+            "dohawatch_fetch_requests_total", {"feed": "Wire", "outcome": "gone"}
+        )
     assert state.disabled
     assert stored.disabled
     assert metrics == 1
@@ -159,7 +161,9 @@ async def test_private_addresses_are_refused_unless_allowed(
     """Without an allowance a loopback feed is refused before any request is made."""
     async with fetcher(settings, fetch_allowed_networks="") as (ctx, poller):
         state = await poll_once(ctx, poller, feed(server))
-        refused = poller.metrics.requests.labels("Wire", "refused")._value.get()
+        refused = ctx.registry.get_sample_value(
+            "dohawatch_fetch_requests_total", {"feed": "Wire", "outcome": "refused"}
+        )
     assert state.failures == 1
     assert refused == 1
     assert server.requests == []
@@ -172,7 +176,9 @@ async def test_a_redirect_to_a_private_address_is_refused(
     server.script = [Answer(302, b"", {"Location": "http://169.254.169.254/latest/meta-data"})]
     async with fetcher(settings) as (ctx, poller):
         state = await poll_once(ctx, poller, feed(server))
-        refused = poller.metrics.requests.labels("Wire", "refused")._value.get()
+        refused = ctx.registry.get_sample_value(
+            "dohawatch_fetch_requests_total", {"feed": "Wire", "outcome": "refused"}
+        )
     assert refused == 1
     assert state.failures == 1
     assert len(server.requests) == 1
@@ -190,7 +196,9 @@ async def test_oversized_bodies_and_gzip_bombs_stop_at_the_cap(
     async with fetcher(settings, fetch_max_body_bytes=1024 * 1024) as (ctx, poller):
         await poll_once(ctx, poller, feed(server))
         await poll_once(ctx, poller, feed(server))
-        too_large = poller.metrics.requests.labels("Wire", "too-large")._value.get()
+        too_large = ctx.registry.get_sample_value(
+            "dohawatch_fetch_requests_total", {"feed": "Wire", "outcome": "too-large"}
+        )
     assert len(bomb) < 100_000
     assert too_large == 2
 
@@ -203,7 +211,9 @@ async def test_a_slow_drip_trips_the_total_timeout(
     started = time.monotonic()
     async with fetcher(settings, fetch_total_timeout_seconds=1.0) as (ctx, poller):
         await poll_once(ctx, poller, feed(server))
-        timeouts = poller.metrics.requests.labels("Wire", "timeout")._value.get()
+        timeouts = ctx.registry.get_sample_value(
+            "dohawatch_fetch_requests_total", {"feed": "Wire", "outcome": "timeout"}
+        )
     assert timeouts == 1
     assert time.monotonic() - started < 5
 
@@ -224,7 +234,9 @@ async def test_a_billion_laughs_document_is_harmless(
     started = time.monotonic()
     async with fetcher(settings) as (ctx, poller):
         await poll_once(ctx, poller, feed(server))
-        malformed = poller.metrics.malformed.labels("Wire")._value.get()
+        malformed = ctx.registry.get_sample_value(
+            "dohawatch_fetch_malformed_total", {"feed": "Wire"}
+        )
     assert time.monotonic() - started < 5
     assert malformed == 1, "the refused entity makes the body malformed, and counted"
     items = await read_topic(settings.kafka_bootstrap_servers or "", "dohawatch.news.raw", 1, 3)
@@ -242,7 +254,7 @@ async def test_a_windows_1252_feed_and_a_changed_guid(
     async with fetcher(settings) as (ctx, poller):
         await poll_once(ctx, poller, feed(server))
         await poll_once(ctx, poller, feed(server))
-        new = poller.metrics.items.labels("Wire")._value.get()
+        new = ctx.registry.get_sample_value("dohawatch_fetch_items_total", {"feed": "Wire"})
     items = await read_topic(settings.kafka_bootstrap_servers or "", "dohawatch.news.raw", 2, 3)
     assert new == 1
     assert len(items) == 1
@@ -304,7 +316,7 @@ async def test_brotli_and_gzip_bodies_are_decoded(
     async with fetcher(settings) as (ctx, poller):
         await poll_once(ctx, poller, feed(server))
         await poll_once(ctx, poller, feed(server))
-        new = poller.metrics.items.labels("Wire")._value.get()
+        new = ctx.registry.get_sample_value("dohawatch_fetch_items_total", {"feed": "Wire"})
     assert new == 2, "each body was decoded and parsed"
     assert "br" in server.requests[0].headers.get("Accept-Encoding", "")
 
