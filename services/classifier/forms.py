@@ -8,7 +8,8 @@ and evidence spans are the words as written; a form that English lacks
 
 Regular forms follow the spelling rules of the English suffixes -s, -ed and
 -ing (e-drop, y to i, a doubled final consonant); irregular verbs come from a
-lemma table, which also serves verbs built on them ("withhold", "undertake").
+lemma table, which also serves verbs built on them with a verb prefix
+("resend", "undertake").
 """
 
 from __future__ import annotations
