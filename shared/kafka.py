@@ -25,7 +25,7 @@ _TOPIC_ALREADY_EXISTS = 36
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """The four topic names under one prefix (shared/DESIGN.md)."""
+    """The four topic names under one prefix (docs/kafka.md)."""
 
     raw: str
     classified: str

@@ -58,6 +58,19 @@ DEADLETTER_BODY_BYTES = 64 * 1024
 it was, small enough that the dead letter itself always fits the broker's limit."""
 
 
+def _bounded(
+    topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+) -> Outgoing:
+    """A dead letter to ``topic`` carrying at most ``DEADLETTER_BODY_BYTES`` of
+    ``value``, with its full size (and ``dlq_truncated`` when it was cut)."""
+    size = len(value) if value is not None else 0
+    headers = [*headers, ("dlq_size", str(size).encode())]
+    if value is not None and size > DEADLETTER_BODY_BYTES:
+        headers.append(("dlq_truncated", b"true"))
+        value = value[:DEADLETTER_BODY_BYTES]
+    return Outgoing(topic, key, value, headers)
+
+
 def deadletter(
     record: ConsumerRecord[bytes | None, bytes | None],
     topic: str,
@@ -67,22 +80,20 @@ def deadletter(
     """The dead-letter message for ``record``: its key, the first
     ``DEADLETTER_BODY_BYTES`` of its body and its headers, plus why and where it
     came from. A null key or body stays null."""
-    value = record.value
-    size = len(value) if value is not None else 0
-    headers = [
-        *(record.headers or ()),
-        ("dlq_reason", error.reason.encode()),
-        ("dlq_detail", error.detail[:500].encode()),
-        ("dlq_service", service.encode()),
-        ("dlq_topic", record.topic.encode()),
-        ("dlq_partition", str(record.partition).encode()),
-        ("dlq_offset", str(record.offset).encode()),
-        ("dlq_size", str(size).encode()),
-    ]
-    if value is not None and size > DEADLETTER_BODY_BYTES:
-        headers.append(("dlq_truncated", b"true"))
-        value = value[:DEADLETTER_BODY_BYTES]
-    return Outgoing(topic, record.key, value, headers)
+    return _bounded(
+        topic,
+        record.key,
+        record.value,
+        [
+            *(record.headers or ()),
+            ("dlq_reason", error.reason.encode()),
+            ("dlq_detail", error.detail[:500].encode()),
+            ("dlq_service", service.encode()),
+            ("dlq_topic", record.topic.encode()),
+            ("dlq_partition", str(record.partition).encode()),
+            ("dlq_offset", str(record.offset).encode()),
+        ],
+    )
 
 
 SHUTDOWN_COMMIT_SECONDS = 5.0
@@ -98,20 +109,18 @@ _TOO_LARGE = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeE
 def too_large(message: Outgoing, topic: str, service: str, error: Exception) -> Outgoing:
     """The dead letter for an output the broker or the producer refused for its size:
     its first ``DEADLETTER_BODY_BYTES``, and the topic it was meant for."""
-    value = message.value
-    size = len(value) if value is not None else 0
-    headers = [
-        *message.headers,
-        ("dlq_reason", b"too-large"),
-        ("dlq_detail", str(error)[:500].encode()),
-        ("dlq_service", service.encode()),
-        ("dlq_topic", message.topic.encode()),
-        ("dlq_size", str(size).encode()),
-    ]
-    if value is not None and size > DEADLETTER_BODY_BYTES:
-        headers.append(("dlq_truncated", b"true"))
-        value = value[:DEADLETTER_BODY_BYTES]
-    return Outgoing(topic, message.key, value, headers)
+    return _bounded(
+        topic,
+        message.key,
+        message.value,
+        [
+            *message.headers,
+            ("dlq_reason", b"too-large"),
+            ("dlq_detail", str(error)[:500].encode()),
+            ("dlq_service", service.encode()),
+            ("dlq_topic", message.topic.encode()),
+        ],
+    )
 
 
 async def produce_and_wait(
@@ -125,7 +134,7 @@ async def produce_and_wait(
     """Send every message, then wait until the broker acknowledged all of them.
 
     Sends are not awaited one by one: the producer batches them (awaiting each
-    send costs 10-100x, shared/PERFORMANCE.md). With ``deadletter_topic``, a
+    send costs 10-100x, docs/performance.md). With ``deadletter_topic``, a
     message refused for its size is dead-lettered alone (:func:`too_large`)
     and the others go on: one oversized output never fails its batch.
 
@@ -323,7 +332,7 @@ class _Loop(Generic[T]):
     async def _observe_lag(self) -> None:
         for tp in self.consumer.assignment():
             # highwater() comes from fetch responses and is right on both brokers;
-            # end_offsets() is wrong on the embedded one (shared/DESIGN.md).
+            # end_offsets() is wrong on the embedded one (docs/kafka.md).
             high = self.consumer.highwater(tp)
             if high is None:
                 continue

@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         description="Idempotent producer; forced off on the embedded broker, which refuses it.",
     )
     kafka_fetch_max_wait_ms: int = Field(
-        50, ge=1, le=10_000, description="Latency floor of every stage (shared/DESIGN.md)."
+        50, ge=1, le=10_000, description="Latency floor of every stage (docs/kafka.md)."
     )
     kafka_max_poll_records: int = Field(
         2000,

@@ -100,7 +100,7 @@ class _Host:
 class HostGate:
     """At most ``per_host`` requests in flight to one host, started ``min_gap`` apart,
     and at most ``total`` in flight at all: httpx's pool costs more per request the
-    more connections it holds (shared/PERFORMANCE.md), so a bounded pool is faster."""
+    more connections it holds (docs/performance.md), so a bounded pool is faster."""
 
     def __init__(self, per_host: int, min_gap: float, total: int = 16) -> None:
         self.per_host = per_host

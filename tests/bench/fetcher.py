@@ -35,7 +35,7 @@ from . import on_embedded_broker, pin_to_one_core, unpin
 
 ROOT = Path(__file__).resolve().parents[2]
 FEEDS, ITEMS = 1000, 20
-CONCURRENCY = 8  # httpx pools scale badly with connections (shared/PERFORMANCE.md)
+CONCURRENCY = 8  # httpx pools scale badly with connections (docs/performance.md)
 
 NGINX_CONF = """
 daemon off;
