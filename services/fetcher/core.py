@@ -1,8 +1,34 @@
 """The fetcher's pure core: given a feed's state and what a poll returned, decide
-which items are new and what the state becomes. No I/O, no clock.
+what to publish, what the state becomes and when to poll next. No I/O; the
+clock is an argument.
 
-Flow: ``FeedState`` → (poll) → ``ParsedFeed`` → :func:`decide` → ``PollDecision``
-(new ``NewsItem`` s + next ``FeedState``), applied only after the broker acks.
+Every poll ends in one :class:`PollDecision`, from one of two functions:
+
+    fetch → FeedError ─────────────────────────────→ after_failure
+    fetch → Reply → needs_body? ─ no ──────────────→ after_response
+                                └ yes → parse → ParsedFeed → after_response
+
+=====================  ==========  ===========================================
+reply                  outcome     state
+=====================  ==========  ===========================================
+304                    ``304``     success: failures reset, slower pace
+200, same body hash    unchanged   success, as for 304
+200, new body          ``200``     new entries published (:func:`decide`),
+                                   validators kept; pace faster if any was new
+301/308 on every hop   (any)       ``url`` moves to the new location
+410                    gone        failure; the feed is disabled for good
+429, 503               4xx, 5xx    failure; next poll no sooner than Retry-After
+other status           Nxx         failure
+FeedError              its label   failure; a retriable one backs off, doubling
+                                   per failure in a row, a permanent one (an
+                                   address refused, a body over the cap) waits
+                                   the longest interval
+=====================  ==========  ===========================================
+
+The next poll is the feed's interval times its pace, never sooner than the
+server's hints (``Cache-Control: max-age``, RSS ``<ttl>``, ``Retry-After``),
+within the schedule's bounds. A decision is applied only after the broker
+acknowledged its items.
 
 Identity: an entry is new when its ``item_id`` was never seen *and* no seen entry
 had the same normalised link and title; so a GUID that changes while link and
@@ -16,21 +42,90 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from dohawatch.shared import ids
+from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS, NewsItem
-from dohawatch.shared.settings import FeedConfig
+from dohawatch.shared.headers import max_age_seconds, retry_after_seconds
+from dohawatch.shared.settings import FeedConfig, Settings
 
-from .parse import Entry, ParsedFeed
-
-__all__ = ["FeedState", "PollDecision", "decide", "first_poll_offsets", "next_interval"]
+__all__ = [
+    "Entry",
+    "FeedState",
+    "ParsedFeed",
+    "PollDecision",
+    "Reply",
+    "Schedule",
+    "after_failure",
+    "after_response",
+    "decide",
+    "first_poll_offsets",
+    "needs_body",
+    "next_interval",
+]
 
 SEEN_ENTRIES = 2000
 """Entries remembered per feed beyond those it still lists (those are always kept)."""
 TRUNCATED = "…"
 """Ends a title or summary cut to the contract's TITLE_CHARS or SUMMARY_CHARS."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry as the feed gave it, with text already plain."""
+
+    guid: str | None
+    link: str | None
+    title: str
+    summary: str
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """The entries of one feed body, and whether the parser had to recover."""
+
+    entries: tuple[Entry, ...]
+    malformed: bool
+    ttl_seconds: float | None
+    language: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What one poll's GET answered, after redirects, as the core reads it."""
+
+    status: int
+    url: str  # where the answer came from
+    moved_to: str | None = None  # the new feed URL when every hop was a permanent redirect
+    etag: str | None = None
+    last_modified: str | None = None
+    cache_control: str | None = None
+    retry_after: str | None = None
+    content_type: str | None = None
+    body_hash: str | None = None  # of a 200's body
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """How often feeds are polled, and when a feed counts as failing."""
+
+    interval: float = 300.0  # for feeds that set none
+    minimum: float = 60.0
+    maximum: float = 3600.0
+    failing_after: int = 5  # failures in a row that raise ``feed_failing``
+
+    @classmethod
+    def of(cls, settings: Settings) -> Schedule:
+        """The schedule the settings configure."""
+        return cls(
+            settings.fetch_interval_seconds,
+            settings.fetch_min_interval_seconds,
+            settings.fetch_max_interval_seconds,
+            settings.fetch_failing_after,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +147,17 @@ class FeedState:
 
 @dataclass(frozen=True, slots=True)
 class PollDecision:
-    """The items to publish and the state to keep once they are acknowledged."""
+    """How one poll ended: the items to publish and the state to keep once the
+    broker acknowledged them, with what the service logs and counts."""
 
     items: tuple[NewsItem, ...]
     state: FeedState
     duplicates: int = field(default=0)
     rejected: int = field(default=0)  # entries whose link or text the contract refuses
+    outcome: str = "200"  # the metrics label: 200, 304, unchanged, gone, 4xx, timeout...
+    error: str | None = None  # why the poll failed; None when it succeeded
+    alarm: str | None = None  # "feed_failing" or "feed_disabled" when this poll crossed the line
+    malformed: bool = False  # the parser had to recover the body
 
 
 def cap(text: str, limit: int) -> str:
@@ -152,6 +252,129 @@ def decide(
     return PollDecision(tuple(items), new_state, duplicates, rejected)
 
 
+def needs_body(state: FeedState, reply: Reply) -> bool:
+    """Whether ``reply`` must be parsed before :func:`after_response`: a 200 whose
+    body differs from the last one read."""
+    return reply.status == 200 and reply.body_hash != state.body_hash
+
+
+def after_response(
+    state: FeedState,
+    feed: FeedConfig,
+    reply: Reply,
+    *,
+    now: datetime,
+    schedule: Schedule,
+    parsed: ParsedFeed | None = None,
+) -> PollDecision:
+    """How a poll that got an HTTP answer ends (the table in the module doc).
+
+    Args:
+        parsed: the body, parsed; required when :func:`needs_body` says so.
+    """
+    state = moved(state, reply)
+    hint = max_age_seconds(reply.cache_control)
+    match reply.status:
+        case 304:
+            return _succeeded(state, feed, "304", now, schedule, hint)
+        case 200 if reply.body_hash == state.body_hash:
+            return _succeeded(state, feed, "unchanged", now, schedule, hint)
+        case 200:
+            if parsed is None:
+                raise ValueError("a changed 200 needs its parsed body (see needs_body)")
+            found = decide(
+                state,
+                feed,
+                parsed,
+                body_hash=reply.body_hash or "",
+                etag=reply.etag,
+                last_modified=reply.last_modified,
+                fetched_at=now,
+            )
+            hint = max(hint or 0.0, parsed.ttl_seconds or 0.0) or None
+            return replace(
+                _succeeded(found.state, feed, "200", now, schedule, hint, bool(found.items)),
+                items=found.items,
+                duplicates=found.duplicates,
+                rejected=found.rejected,
+                malformed=parsed.malformed,
+            )
+        case 410:
+            gone = FeedError("gone", "HTTP 410 Gone: the feed is disabled", retriable=False)
+            return after_failure(
+                replace(state, disabled=True), feed, gone, now=now, schedule=schedule
+            )
+        case 429 | 503:
+            busy = FeedError(f"{reply.status // 100}xx", f"HTTP {reply.status}")
+            wait = retry_after_seconds(reply.retry_after, now)
+            return after_failure(state, feed, busy, now=now, schedule=schedule, hint=wait)
+        case status:
+            failed = FeedError(f"{status // 100}xx", f"HTTP {status}")
+            return after_failure(state, feed, failed, now=now, schedule=schedule, hint=hint)
+
+
+def after_failure(
+    state: FeedState,
+    feed: FeedConfig,
+    error: FeedError,
+    *,
+    now: datetime,
+    schedule: Schedule,
+    hint: float | None = None,
+) -> PollDecision:
+    """How a failed poll ends: one more failure in a row, and the next poll backed
+    off; a permanent failure (``error.retriable`` false) waits the longest interval."""
+    state = replace(state, failures=state.failures + 1)
+    if error.retriable:
+        interval = next_interval(
+            feed,
+            schedule.interval,
+            schedule.minimum,
+            schedule.maximum,
+            state.failures,
+            hint,
+            state.pace,
+        )
+    else:
+        interval = schedule.maximum
+    alarm = None
+    if state.disabled:
+        alarm = "feed_disabled"
+    elif state.failures == schedule.failing_after:
+        alarm = "feed_failing"
+    return PollDecision(
+        (),
+        replace(state, next_poll=now + timedelta(seconds=interval)),
+        outcome=error.outcome,
+        error=str(error),
+        alarm=alarm,
+    )
+
+
+def moved(state: FeedState, reply: Reply) -> FeedState:
+    """``state`` polling where ``reply`` says the feed moved for good, if it did."""
+    return replace(state, url=reply.moved_to) if reply.moved_to else state
+
+
+def _succeeded(
+    state: FeedState,
+    feed: FeedConfig,
+    outcome: str,
+    now: datetime,
+    schedule: Schedule,
+    hint: float | None,
+    found_new: bool = False,
+) -> PollDecision:
+    pace = adapt_pace(state.pace, found_new)
+    interval = next_interval(
+        feed, schedule.interval, schedule.minimum, schedule.maximum, 0, hint, pace
+    )
+    state = replace(
+        state, failures=0, last_success=now, pace=pace, next_poll=now + timedelta(seconds=interval)
+    )
+    return PollDecision((), state, outcome=outcome)
+
+
 PACE_RANGE = (0.25, 4.0)
 
 
@@ -187,9 +410,9 @@ def next_interval(
     hint: float | None = None,
     pace: float = 1.0,
 ) -> float:
-    """Seconds until the next poll: the feed's interval times its pace (never
-    sooner than a server hint such as ``Retry-After``, ``max-age`` or ``<ttl>``),
-    doubled per consecutive failure, within [minimum, maximum]."""
-    base = max((feed.interval_seconds or default) * pace, hint or 0.0)
-    backoff: float = base * 2.0 ** min(failures, 10)
-    return min(maximum, max(minimum, backoff))
+    """Seconds until the next poll: the feed's interval times its pace, doubled per
+    consecutive failure, never sooner than a server hint (``Retry-After``,
+    ``max-age`` or ``<ttl>``: the server's word is a floor, not doubled), within
+    [minimum, maximum]."""
+    backoff: float = (feed.interval_seconds or default) * pace * 2.0 ** min(failures, 10)
+    return min(maximum, max(minimum, backoff, hint or 0.0))

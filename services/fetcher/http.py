@@ -28,8 +28,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from dohawatch.shared.errors import FeedError
+from dohawatch.shared.ids import content_hash
 
-from .core import FeedState
+from .core import FeedState, Reply
 
 __all__ = ["AddressPolicy", "FetchResult", "HostGate", "ends_a_document", "fetch"]
 
@@ -49,6 +50,21 @@ class FetchResult:
     content: bytes
     url: str  # where the body came from
     moved_to: str | None  # the new feed URL when every hop was a permanent redirect
+
+    def reply(self) -> Reply:
+        """The answer as the core reads it."""
+        headers = self.headers
+        return Reply(
+            self.status_code,
+            self.url,
+            self.moved_to,
+            etag=headers.get("etag"),
+            last_modified=headers.get("last-modified"),
+            cache_control=headers.get("cache-control"),
+            retry_after=headers.get("retry-after"),
+            content_type=headers.get("content-type"),
+            body_hash=content_hash(self.content) if self.status_code == 200 else None,
+        )
 
 
 @dataclass(frozen=True)

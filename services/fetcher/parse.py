@@ -6,7 +6,6 @@ from __future__ import annotations
 import calendar
 import html
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
@@ -16,28 +15,9 @@ import feedparser
 
 from dohawatch.shared.errors import FeedError
 
-__all__ = ["Entry", "ParsedFeed", "parse_feed", "plain_text"]
+from .core import Entry, ParsedFeed
 
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One entry as the feed gave it, with text already plain."""
-
-    guid: str | None
-    link: str | None
-    title: str
-    summary: str
-    published_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedFeed:
-    """The entries of one feed body, and whether the parser had to recover."""
-
-    entries: tuple[Entry, ...]
-    malformed: bool
-    ttl_seconds: float | None
-    language: str | None
+__all__ = ["parse_feed", "plain_text"]
 
 
 class _TextExtractor(HTMLParser):

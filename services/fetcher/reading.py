@@ -1,4 +1,4 @@
-"""One feed body read into the messages to publish: parse → decide → encode.
+"""One feed body read into the messages to publish: parse → after_response → encode.
 
 Feed bodies come from servers nobody vets, and parsing touches feedparser, URL
 handling and date arithmetic, each with its own ways to fail on odd input (a
@@ -17,8 +17,8 @@ from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.errors import FeedError
 from dohawatch.shared.settings import FeedConfig
 
-from .core import FeedState, PollDecision, decide
-from .parse import ParsedFeed, parse_feed
+from .core import FeedState, ParsedFeed, PollDecision, Reply, Schedule, after_response
+from .parse import parse_feed
 
 __all__ = ["Read", "newest", "read_body"]
 
@@ -51,15 +51,12 @@ def newest(parsed: ParsedFeed, limit: int | None) -> ParsedFeed:
 
 def read_body(
     body: bytes,
+    reply: Reply,
     *,
     state: FeedState,
     feed: FeedConfig,
-    base_url: str,
-    content_type: str | None,
-    body_hash: str,
-    etag: str | None,
-    last_modified: str | None,
-    fetched_at: datetime,
+    now: datetime,
+    schedule: Schedule,
     topic: str,
     max_entries: int | None = None,
 ) -> Read:
@@ -73,18 +70,10 @@ def read_body(
     """
     try:
         parsed = newest(
-            parse_feed(body, base_url=base_url, content_type=content_type, fetched_at=fetched_at),
+            parse_feed(body, base_url=reply.url, content_type=reply.content_type, fetched_at=now),
             max_entries,
         )
-        decision = decide(
-            state,
-            feed,
-            parsed,
-            body_hash=body_hash,
-            etag=etag,
-            last_modified=last_modified,
-            fetched_at=fetched_at,
-        )
+        decision = after_response(state, feed, reply, now=now, schedule=schedule, parsed=parsed)
         messages = [encode(item, topic) for item in decision.items]
     except FeedError:
         raise

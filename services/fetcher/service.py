@@ -25,23 +25,30 @@ import logging
 import random
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from dohawatch.shared.errors import ConfigError, FeedError
-from dohawatch.shared.headers import max_age_seconds, retry_after_seconds
-from dohawatch.shared.ids import content_hash
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.pipeline import produce_and_wait
 from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
 
-from .core import FeedState, adapt_pace, first_poll_offsets, next_interval
-from .http import AddressPolicy, HostGate, fetch
+from .core import (
+    FeedState,
+    PollDecision,
+    Schedule,
+    after_failure,
+    after_response,
+    first_poll_offsets,
+    moved,
+    needs_body,
+)
+from .http import AddressPolicy, FetchResult, HostGate, fetch
 from .reading import read_body
 from .state import FeedStateStore
 
@@ -126,18 +133,16 @@ class Poller:
     metrics: FetcherMetrics
     policy: AddressPolicy
     gate: HostGate
+    schedule: Schedule
 
 
 async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> FeedState:
     """Poll one feed once, publish what is new, store and return the new state."""
-    store, metrics = poller.store, poller.metrics
-    state = store.get(feed.url)
+    state = poller.store.get(feed.url)
+    started, now = time.perf_counter(), datetime.now(UTC)
     settings = ctx.settings
-    started = time.perf_counter()
-    now = datetime.now(UTC)
-    outcome, published, hint = "200", 0, None
     try:
-        response = await fetch(
+        result = await fetch(
             poller.client,
             state,
             limit=settings.fetch_max_body_bytes,
@@ -145,116 +150,111 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
             gate=poller.gate,
             total=settings.fetch_total_timeout_seconds,
         )
-        metrics.bytes.labels(feed.name).inc(len(response.content))
-        hint = max_age_seconds(response.headers.get("cache-control"))
-        if response.moved_to:
-            log_event(log, "moved", status="ok", feed=feed.name, url=response.moved_to)
-            state = replace(state, url=response.moved_to)
-        if response.status_code == 304:
-            outcome = "304"
-            state = replace(state, failures=0, last_success=now)
-        elif response.status_code == 410:
-            outcome = "gone"
-            state = replace(state, disabled=True)
-            raise FeedError("gone", "HTTP 410 Gone: the feed is disabled", retriable=False)
-        elif response.status_code != 200:
-            outcome = f"{response.status_code // 100}xx"
-            if response.status_code in (429, 503):
-                hint = retry_after_seconds(response.headers.get("retry-after"), now)
-            raise FeedError(outcome, f"HTTP {response.status_code}")
-        else:
-            body_hash = content_hash(response.content)
-            if body_hash == state.body_hash:
-                outcome = "unchanged"
-                state = replace(state, failures=0, last_success=now)
-            else:
-                read = await asyncio.to_thread(
-                    read_body,
-                    response.content,
-                    state=state,
-                    feed=feed,
-                    base_url=response.url,
-                    content_type=response.headers.get("content-type"),
-                    body_hash=body_hash,
-                    etag=response.headers.get("etag"),
-                    last_modified=response.headers.get("last-modified"),
-                    fetched_at=now,
-                    topic=ctx.topics.raw,
-                    max_entries=settings.fetch_max_entries,
-                )
-                parsed, decision = read.parsed, read.decision
-                hint = max(hint or 0.0, parsed.ttl_seconds or 0.0) or None
-                if parsed.malformed:
-                    metrics.malformed.labels(feed.name).inc()
-                if decision.rejected:
-                    metrics.rejected.labels(feed.name).inc(decision.rejected)
-                    log_event(
-                        log,
-                        "entries_rejected",
-                        level=logging.WARNING,
-                        status="rejected",
-                        feed=feed.name,
-                        entries=decision.rejected,
-                    )
-                # In bounded batches, so one huge poll never holds all its sends at once.
-                for start in range(0, len(read.messages), PUBLISH_BATCH):
-                    await produce_and_wait(
-                        ctx.producer,
-                        read.messages[start : start + PUBLISH_BATCH],
-                        deadletter_topic=ctx.topics.deadletter,
-                        service="fetcher",
-                    )
-                published = len(decision.items)
-                state = decision.state
     except FeedError as exc:
-        outcome = exc.outcome
-        state = replace(state, failures=state.failures + 1)
-        log_event(
-            log,
-            "fetched",
-            level=logging.WARNING,
-            status=outcome,
-            feed=feed.name,
-            failures=state.failures,
-            error=str(exc),
-        )
-        if state.failures == settings.fetch_failing_after or state.disabled:
-            log_event(
-                log,
-                "feed_failing" if not state.disabled else "feed_disabled",
-                level=logging.ERROR,
-                status=outcome,
-                feed=feed.name,
-                failures=state.failures,
-                url=state.url,
-            )
+        decision = after_failure(state, feed, exc, now=now, schedule=poller.schedule)
     else:
-        state = replace(state, pace=adapt_pace(state.pace, published > 0))
-        metrics.last_success.labels(feed.name).set(now.timestamp())
-        metrics.items.labels(feed.name).inc(published)
+        poller.metrics.bytes.labels(feed.name).inc(len(result.content))
+        decision = await _answered(ctx, poller, feed, state, result, now)
+    poller.store.put(decision.state)
+    _report(poller.metrics, feed, state, decision, time.perf_counter() - started)
+    return decision.state
+
+
+async def _answered(
+    ctx: ServiceContext,
+    poller: Poller,
+    feed: FeedConfig,
+    state: FeedState,
+    result: FetchResult,
+    now: datetime,
+) -> PollDecision:
+    """The decision on an HTTP answer, once a changed body's new items are acknowledged."""
+    reply = result.reply()
+    if not needs_body(state, reply):
+        return after_response(state, feed, reply, now=now, schedule=poller.schedule)
+    try:
+        read = await asyncio.to_thread(
+            read_body,
+            result.content,
+            reply,
+            state=state,
+            feed=feed,
+            now=now,
+            schedule=poller.schedule,
+            topic=ctx.topics.raw,
+            max_entries=ctx.settings.fetch_max_entries,
+        )
+    except FeedError as exc:  # the answer is no feed: a failed poll, at the URL it moved to
+        return after_failure(moved(state, reply), feed, exc, now=now, schedule=poller.schedule)
+    # In bounded batches, so one huge poll never holds all its sends at once.
+    for start in range(0, len(read.messages), PUBLISH_BATCH):
+        await produce_and_wait(
+            ctx.producer,
+            read.messages[start : start + PUBLISH_BATCH],
+            deadletter_topic=ctx.topics.deadletter,
+            service="fetcher",
+        )
+    return read.decision
+
+
+def _report(
+    metrics: FetcherMetrics,
+    feed: FeedConfig,
+    before: FeedState,
+    decision: PollDecision,
+    seconds: float,
+) -> None:
+    """Count and log one poll's decision."""
+    state, name = decision.state, feed.name
+    metrics.requests.labels(name, decision.outcome).inc()
+    metrics.failures.labels(name).set(state.failures)
+    metrics.duration.labels(name).observe(seconds)
+    if state.url != before.url:
+        log_event(log, "moved", status="ok", feed=name, url=state.url)
+    if decision.malformed:
+        metrics.malformed.labels(name).inc()
+    if decision.rejected:
+        metrics.rejected.labels(name).inc(decision.rejected)
+        log_event(
+            log,
+            "entries_rejected",
+            level=logging.WARNING,
+            status="rejected",
+            feed=name,
+            entries=decision.rejected,
+        )
+    if decision.error is None:
+        assert state.last_success is not None
+        metrics.last_success.labels(name).set(state.last_success.timestamp())
+        metrics.items.labels(name).inc(len(decision.items))
         log_event(
             log,
             "fetched",
-            status=outcome,
-            feed=feed.name,
-            new_items=published,
-            duration_seconds=round(time.perf_counter() - started, 4),
+            status=decision.outcome,
+            feed=name,
+            new_items=len(decision.items),
+            duration_seconds=round(seconds, 4),
         )
-    interval = next_interval(
-        feed,
-        settings.fetch_interval_seconds,
-        settings.fetch_min_interval_seconds,
-        settings.fetch_max_interval_seconds,
-        state.failures,
-        hint,
-        state.pace,
+        return
+    log_event(
+        log,
+        "fetched",
+        level=logging.WARNING,
+        status=decision.outcome,
+        feed=name,
+        failures=state.failures,
+        error=decision.error,
     )
-    state = replace(state, next_poll=now + timedelta(seconds=interval))
-    store.put(state)
-    metrics.requests.labels(feed.name, outcome).inc()
-    metrics.failures.labels(feed.name).set(state.failures)
-    metrics.duration.labels(feed.name).observe(time.perf_counter() - started)
-    return state
+    if decision.alarm:
+        log_event(
+            log,
+            decision.alarm,
+            level=logging.ERROR,
+            status=decision.outcome,
+            feed=name,
+            failures=state.failures,
+            url=state.url,
+        )
 
 
 async def _feed_loop(ctx: ServiceContext, poller: Poller, feed: FeedConfig, offset: float) -> None:
@@ -350,9 +350,8 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
         http2=True,  # negotiated by ALPN over TLS; plain http stays HTTP/1.1
         headers={"User-Agent": _user_agent(settings)},
     ) as client:
-        poller = Poller(
-            client, store, metrics, AddressPolicy.parse(settings.fetch_allowed_networks), gate
-        )
+        policy = AddressPolicy.parse(settings.fetch_allowed_networks)
+        poller = Poller(client, store, metrics, policy, gate, Schedule.of(settings))
         ctx.readiness.set("kafka")
         try:
             await _supervise(ctx, poller, feeds)

@@ -17,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dohawatch.fetcher.core import FeedState
+from dohawatch.fetcher.core import FeedState, Reply, Schedule
 from dohawatch.fetcher.reading import read_body
 from dohawatch.shared.settings import FeedConfig, load_settings
 
@@ -39,14 +39,11 @@ def measure(entries: int) -> dict[str, float]:
     started = time.perf_counter()
     read = read_body(
         body,
+        Reply(200, feed.url, content_type="application/rss+xml", body_hash="h"),
         state=FeedState(feed_key=feed.url, url=feed.url),
         feed=feed,
-        base_url=feed.url,
-        content_type="application/rss+xml",
-        body_hash="h",
-        etag=None,
-        last_modified=None,
-        fetched_at=datetime.now(UTC),
+        now=datetime.now(UTC),
+        schedule=Schedule(),
         topic="t",
         max_entries=load_settings().fetch_max_entries,
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 
+from dohawatch.fetcher.core import Schedule
 from dohawatch.fetcher.http import AddressPolicy, HostGate
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
 from dohawatch.fetcher.state import FeedStateStore
@@ -114,6 +115,7 @@ async def dohawatch_rounds(urls: list[str], state: Path) -> list[tuple[float, fl
                 FetcherMetrics(ctx.registry),
                 AddressPolicy.parse(settings.fetch_allowed_networks),
                 HostGate(CONCURRENCY, 0, CONCURRENCY),
+                Schedule.of(settings),
             )
             limit = asyncio.Semaphore(CONCURRENCY)
 

@@ -19,7 +19,7 @@ import brotli  # type: ignore[import-untyped]
 import httpx
 import pytest
 
-from dohawatch.fetcher.core import FeedState
+from dohawatch.fetcher.core import FeedState, Schedule
 from dohawatch.fetcher.http import AddressPolicy, FetchResult, HostGate, fetch
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher
 from dohawatch.fetcher.state import FeedStateStore
@@ -60,6 +60,7 @@ async def fetcher(
                     FetcherMetrics(ctx.registry),
                     AddressPolicy.parse(settings.fetch_allowed_networks),
                     HostGate(settings.fetch_per_host, settings.fetch_host_min_gap_seconds),
+                    Schedule.of(settings),
                 ),
             )
         store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -14,15 +15,25 @@ from dohawatch.fetcher.core import (
     PACE_RANGE,
     SEEN_ENTRIES,
     TRUNCATED,
+    Entry,
     FeedState,
+    ParsedFeed,
+    PollDecision,
+    Reply,
+    Schedule,
     adapt_pace,
+    after_failure,
+    after_response,
     decide,
     first_poll_offsets,
+    moved,
+    needs_body,
     next_interval,
 )
-from dohawatch.fetcher.parse import Entry, ParsedFeed, parse_feed, plain_text
+from dohawatch.fetcher.parse import parse_feed, plain_text
+from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS
-from dohawatch.shared.settings import FeedConfig
+from dohawatch.shared.settings import FeedConfig, load_settings
 
 NOW = datetime(2025, 7, 24, 18, tzinfo=UTC)
 FEED = FeedConfig(url="https://a.example/feed.xml", name="A", tags=("wire",))
@@ -202,3 +213,159 @@ def test_a_hosts_feeds_start_spread_over_their_interval() -> None:
     assert spread[-1] < 300
     assert offsets[alone.url] == 0
     assert sorted([offsets[slow.url], offsets[slow2.url]]) == [0, 300]
+
+
+# --- every poll outcome: after_response and after_failure, no server ------------------
+
+SCHEDULE = Schedule(interval=300, minimum=60, maximum=3600, failing_after=3)
+KNOWN = FeedState(
+    feed_key=FEED.url, url=FEED.url, etag='"v1"', body_hash="h1", failures=2, pace=1.0
+)
+
+
+def answer(status: int, **fields: str | None) -> Reply:
+    return Reply(status, FEED.url, **fields)  # type: ignore[arg-type]
+
+
+def wait(decision: PollDecision) -> float:
+    assert decision.state.next_poll is not None
+    return (decision.state.next_poll - NOW).total_seconds()
+
+
+def test_not_modified_is_a_success_that_slows_the_feed() -> None:
+    """304: failures reset, last success now, pace a quarter slower, nothing published."""
+    decision = after_response(KNOWN, FEED, answer(304), now=NOW, schedule=SCHEDULE)
+    assert (decision.outcome, decision.error, decision.items) == ("304", None, ())
+    assert decision.state.failures == 0
+    assert decision.state.last_success == NOW
+    assert decision.state.etag == '"v1"'  # validators kept for the next request
+    assert wait(decision) == 300 * 1.25
+
+
+def test_an_unchanged_body_is_not_parsed_and_counts_as_unchanged() -> None:
+    """A 200 whose body hashes as the last one needs no parse and publishes nothing."""
+    same = answer(200, body_hash="h1")
+    assert not needs_body(KNOWN, same)
+    decision = after_response(KNOWN, FEED, same, now=NOW, schedule=SCHEDULE)
+    assert (decision.outcome, decision.state.failures, decision.items) == ("unchanged", 0, ())
+
+
+def test_a_changed_body_publishes_its_new_entries_and_keeps_its_validators() -> None:
+    """A 200 with a new body: parsed entries published, validators and hash stored,
+    and the pace doubles because the feed had news."""
+    reply = answer(200, body_hash="h2", etag='"v2"', last_modified="Tue, 01 Jul 2025 00:00:00 GMT")
+    assert needs_body(KNOWN, reply)
+    with pytest.raises(ValueError, match="parsed body"):
+        after_response(KNOWN, FEED, reply, now=NOW, schedule=SCHEDULE)
+    decision = after_response(
+        KNOWN, FEED, reply, now=NOW, schedule=SCHEDULE, parsed=parsed(entry("1"))
+    )
+    assert (decision.outcome, len(decision.items)) == ("200", 1)
+    assert (decision.state.etag, decision.state.body_hash) == ('"v2"', "h2")
+    assert decision.state.last_modified == "Tue, 01 Jul 2025 00:00:00 GMT"
+    assert decision.state.pace == 0.5
+    assert wait(decision) == 150
+
+
+def test_gone_disables_the_feed_for_good() -> None:
+    """410: the feed is disabled, an alarm is raised, and the state says so."""
+    decision = after_response(KNOWN, FEED, answer(410), now=NOW, schedule=SCHEDULE)
+    assert decision.outcome == "gone"
+    assert decision.state.disabled
+    assert decision.alarm == "feed_disabled"
+    assert decision.error is not None
+    assert "410" in decision.error
+
+
+@pytest.mark.parametrize(("status", "label"), [(429, "4xx"), (503, "5xx")])
+def test_too_many_requests_and_unavailable_wait_for_retry_after(status: int, label: str) -> None:
+    """429 and 503 are failures whose next poll is no sooner than Retry-After, in
+    seconds or as an HTTP date; the server's wait is a floor, not doubled."""
+    patient = replace(SCHEDULE, maximum=86400)
+    fresh = FeedState(feed_key=FEED.url, url=FEED.url)
+    seconds = after_response(
+        fresh, FEED, answer(status, retry_after="7200"), now=NOW, schedule=patient
+    )
+    assert (seconds.outcome, seconds.state.failures) == (label, 1)
+    assert wait(seconds) == 7200
+    date = "Thu, 24 Jul 2025 19:00:00 GMT"  # an hour after NOW
+    dated = after_response(fresh, FEED, answer(status, retry_after=date), now=NOW, schedule=patient)
+    assert wait(dated) == 3600
+    plain = after_response(fresh, FEED, answer(status), now=NOW, schedule=patient)
+    assert wait(plain) == 600  # no hint: the interval doubled once
+    late = after_response(KNOWN, FEED, answer(status, retry_after="60"), now=NOW, schedule=patient)
+    assert wait(late) == 300 * 2**3  # a short hint does not cut the backoff of three failures
+
+
+def test_other_statuses_are_failures_labelled_by_class() -> None:
+    """Any other status fails the poll, labelled by its class."""
+    for status, label in ((404, "4xx"), (500, "5xx"), (302, "3xx")):
+        decision = after_response(KNOWN, FEED, answer(status), now=NOW, schedule=SCHEDULE)
+        assert (decision.outcome, decision.state.failures) == (label, 3)
+
+
+def test_a_permanent_redirect_moves_the_feed_whatever_the_answer() -> None:
+    """A moved URL is kept on success and on failure; the feed's key never changes."""
+    new = "https://b.example/feed.xml"
+    for status in (304, 500):
+        decision = after_response(
+            KNOWN, FEED, answer(status, moved_to=new), now=NOW, schedule=SCHEDULE
+        )
+        assert (decision.state.url, decision.state.feed_key) == (new, FEED.url)
+    assert moved(KNOWN, answer(200)) is KNOWN
+
+
+def test_failures_in_a_row_back_off_and_raise_one_alarm_when_the_line_is_crossed() -> None:
+    """Each failure doubles the wait; the alarm fires on the failing_after-th failure
+    only; a success resets the count."""
+    state, waits, alarms = FeedState(feed_key=FEED.url, url=FEED.url), [], []
+    timeout = FeedError("timeout", "no answer")
+    for _ in range(5):
+        decision = after_failure(state, FEED, timeout, now=NOW, schedule=SCHEDULE)
+        state = decision.state
+        waits.append(wait(decision))
+        alarms.append(decision.alarm)
+    assert waits == [600, 1200, 2400, 3600, 3600]
+    assert alarms == [None, None, "feed_failing", None, None]
+    assert state.failures == 5
+    recovered = after_response(state, FEED, answer(304), now=NOW, schedule=SCHEDULE)
+    assert recovered.state.failures == 0
+
+
+def test_a_permanent_failure_waits_the_longest_interval() -> None:
+    """A refused address or an oversized body will not fix itself in a minute: the
+    next poll is the schedule's maximum, not a doubled interval."""
+    for outcome in ("refused", "too-large"):
+        error = FeedError(outcome, "no", retriable=False)
+        first = after_failure(
+            FeedState(feed_key=FEED.url, url=FEED.url), FEED, error, now=NOW, schedule=SCHEDULE
+        )
+        assert (first.outcome, wait(first)) == (outcome, 3600)
+
+
+def test_ttl_and_max_age_hold_the_next_poll_back() -> None:
+    """An RSS <ttl> and Cache-Control max-age set a floor under the next poll; the
+    larger wins; neither goes past the maximum."""
+    reply = answer(200, body_hash="h2", cache_control="public, max-age=900")
+    ttl = ParsedFeed((entry("1"),), malformed=False, ttl_seconds=1800, language=None)
+    both = after_response(KNOWN, FEED, reply, now=NOW, schedule=SCHEDULE, parsed=ttl)
+    assert wait(both) == 1800
+    only_age = after_response(
+        KNOWN, FEED, answer(304, cache_control="max-age=900"), now=NOW, schedule=SCHEDULE
+    )
+    assert wait(only_age) == 900
+    huge = after_response(
+        KNOWN, FEED, answer(304, cache_control="max-age=86400"), now=NOW, schedule=SCHEDULE
+    )
+    assert wait(huge) == 3600
+
+
+def test_the_schedule_comes_from_the_settings() -> None:
+    """Schedule.of reads the four fetch settings."""
+    settings = load_settings(
+        fetch_interval_seconds=120,
+        fetch_min_interval_seconds=30,
+        fetch_max_interval_seconds=900,
+        fetch_failing_after=7,
+    )
+    assert Schedule.of(settings) == Schedule(120, 30, 900, 7)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dohawatch.fetcher.core import FeedState
+from dohawatch.fetcher.core import FeedState, Reply, Schedule
 from dohawatch.fetcher.http import ends_a_document
 from dohawatch.fetcher.parse import parse_feed
 from dohawatch.fetcher.reading import Read, read_body
@@ -26,14 +26,11 @@ FEED = FeedConfig(url="https://a.example/feed.xml", name="A")
 def read(body: bytes, content_type: str = "application/rss+xml", feed: FeedConfig = FEED) -> Read:
     return read_body(
         body,
+        Reply(200, feed.url, content_type=content_type, body_hash="h"),
         state=FeedState(feed_key=feed.url, url=feed.url),
         feed=feed,
-        base_url=feed.url,
-        content_type=content_type,
-        body_hash="h",
-        etag=None,
-        last_modified=None,
-        fetched_at=NOW,
+        now=NOW,
+        schedule=Schedule(),
         topic="dohawatch.news.raw",
     )
 
@@ -218,14 +215,11 @@ def test_a_poll_reads_only_the_newest_entries_it_is_allowed() -> None:
     newest = sorted(dated, key=lambda i: i.published_at or NOW, reverse=True)[:5]
     capped = read_body(
         body,
+        Reply(200, FEED.url, content_type="application/rss+xml", body_hash="h"),
         state=FeedState(feed_key=FEED.url, url=FEED.url),
         feed=FEED,
-        base_url=FEED.url,
-        content_type="application/rss+xml",
-        body_hash="h",
-        etag=None,
-        last_modified=None,
-        fetched_at=NOW,
+        now=NOW,
+        schedule=Schedule(),
         topic="t",
         max_entries=5,
     ).decision.items
