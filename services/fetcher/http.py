@@ -1,15 +1,12 @@
 """The fetcher's HTTP edge: one conditional GET with the guards a poller needs.
 
-    per-host gate (requests in flight, minimum gap) → address check (no private,
-    loopback, link-local or multicast targets unless allowed) → GET → redirect?
-    check the next hop the same way, at most ``MAX_REDIRECTS`` → stream the body
-    up to the cap (counted after decompression, so a gzip bomb stops there too)
+    http(s) only → per-host gate (requests in flight, minimum gap) → GET, whose
+    client refuses private, loopback, link-local or multicast addresses unless
+    allowed (:mod:`.transport`) → redirect? the next hop the same way, at most
+    ``MAX_REDIRECTS`` → stream the body up to the cap (counted after
+    decompression, so a gzip bomb stops there too)
 
 Every failure leaves as a ``FeedError`` whose ``outcome`` is the metrics label.
-The address check resolves the host before the request; a DNS answer that
-changes between the check and the connection (rebinding) is not caught here,
-which is why operators who need a hard guarantee also block private ranges at
-the egress.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import asyncio
 import ipaddress
 import json
 import re
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -84,26 +80,12 @@ class AddressPolicy:
             return True
         return ip.is_global and not ip.is_multicast
 
-    async def check(self, url: str) -> None:
-        """Raise ``FeedError("refused")`` unless every address of ``url``'s host is permitted."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise FeedError("refused", f"not an http(s) URL: {url[:200]}", retriable=False)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                parts.hostname, port, type=socket.SOCK_STREAM
-            )
-        except OSError as exc:
-            raise FeedError("dns", f"{parts.hostname}: {exc}") from exc
-        denied = sorted({str(info[4][0]) for info in infos if not self.permits(str(info[4][0]))})
-        if denied:
-            raise FeedError(
-                "refused",
-                f"{parts.hostname} resolves to a non-public address ({', '.join(denied)}); "
-                "allow it with DOHAWATCH_FETCH_ALLOWED_NETWORKS",
-                retriable=False,
-            )
+    def refusal(self, host: str, denied: list[str]) -> str:
+        """Why ``host`` is refused, naming the ``denied`` addresses and the remedy."""
+        return (
+            f"{host} resolves to a non-public address ({', '.join(denied)}); "
+            "allow it with DOHAWATCH_FETCH_ALLOWED_NETWORKS"
+        )
 
 
 @dataclass
@@ -184,7 +166,6 @@ async def fetch(
     state: FeedState,
     *,
     limit: int,
-    policy: AddressPolicy,
     gate: HostGate,
     total: float,
 ) -> FetchResult:
@@ -194,11 +175,12 @@ async def fetch(
     at the gate is not requesting: a busy host's feeds queue, they do not time out.
 
     Raises:
-        FeedError: refused address, DNS failure, timeout, redirect loop or
-            excess, oversized body, or a transport error.
+        FeedError: a scheme other than http(s), a refused address (from a
+            :func:`~.transport.feed_client`), DNS failure, timeout, redirect loop
+            or excess, oversized body, or a transport error.
     """
     try:
-        return await _follow(client, state, limit, policy, gate, total)
+        return await _follow(client, state, limit, gate, total)
     except TimeoutError as exc:
         raise FeedError("timeout", f"no complete answer within {total} s") from exc
     except httpx.TimeoutException as exc:
@@ -211,26 +193,21 @@ async def _follow(
     client: httpx.AsyncClient,
     state: FeedState,
     limit: int,
-    policy: AddressPolicy,
     gate: HostGate,
     budget: float,
 ) -> FetchResult:
     url = state.url
     seen: list[str] = []
     permanent = True
-    spent = 0.0  # seconds spent resolving and requesting; the gate's queue not counted
+    spent = 0.0  # seconds spent requesting; the gate's queue not counted
     while True:
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(budget - spent):
-                await policy.check(url)
-        finally:
-            spent += time.monotonic() - started
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise FeedError("refused", f"not an http(s) URL: {url[:200]}", retriable=False)
         async with gate.enter(url):
             started = time.monotonic()
             try:
                 async with asyncio.timeout(budget - spent):
-                    hop = await _hop(client, state, url, limit)
+                    hop = await _get(client, state, url, limit)
             finally:
                 spent += time.monotonic() - started
         if isinstance(hop, FetchResult):
@@ -270,21 +247,11 @@ def ends_a_document(body: bytes) -> bool:
     return root is None or end.endswith(b"</" + root.group(1) + b">") or end.endswith(b"/>")
 
 
-async def _hop(
-    client: httpx.AsyncClient, state: FeedState, url: str, limit: int
-) -> FetchResult | tuple[int, str]:
-    """One GET: the response, or a redirect's status and absolute location; once
-    more on a fresh connection when a reused one answered with a broken response
-    (a server that closed it idle, or bytes a previous answer left on it)."""
-    try:
-        return await _get(client, state, url, limit)
-    except httpx.RemoteProtocolError:
-        return await _get(client, state, url, limit)
-
-
 async def _get(
     client: httpx.AsyncClient, state: FeedState, url: str, limit: int
 ) -> FetchResult | tuple[int, str]:
+    """One GET: the response, or a redirect's status and absolute location. (A
+    kept-alive connection the server closed meanwhile is retried by aiohttp.)"""
     async with client.stream("GET", url, headers=_conditional_headers(state)) as response:
         if response.status_code != 200:
             await _drain(response)

@@ -51,6 +51,7 @@ from .core import (
 from .http import AddressPolicy, FetchResult, HostGate, fetch
 from .reading import read_body
 from .state import FeedStateStore
+from .transport import feed_client
 
 __all__ = ["FetcherMetrics", "Poller", "poll_once", "run_fetcher"]
 
@@ -131,7 +132,6 @@ class Poller:
     client: httpx.AsyncClient
     store: FeedStateStore
     metrics: FetcherMetrics
-    policy: AddressPolicy
     gate: HostGate
     schedule: Schedule
 
@@ -146,7 +146,6 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
             poller.client,
             state,
             limit=settings.fetch_max_body_bytes,
-            policy=poller.policy,
             gate=poller.gate,
             total=settings.fetch_total_timeout_seconds,
         )
@@ -344,14 +343,14 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
         settings.fetch_per_host, settings.fetch_host_min_gap_seconds, settings.fetch_max_in_flight
     )
     metrics.in_flight.set_function(lambda: gate.in_flight)
-    async with httpx.AsyncClient(
+    client = feed_client(
+        AddressPolicy.parse(settings.fetch_allowed_networks),
         timeout=timeout,
-        follow_redirects=False,  # followed by ``fetch``, which checks every hop
-        http2=True,  # negotiated by ALPN over TLS; plain http stays HTTP/1.1
-        headers={"User-Agent": _user_agent(settings)},
-    ) as client:
-        policy = AddressPolicy.parse(settings.fetch_allowed_networks)
-        poller = Poller(client, store, metrics, policy, gate, Schedule.of(settings))
+        max_connections=settings.fetch_max_in_flight,
+        user_agent=_user_agent(settings),
+    )
+    async with client:
+        poller = Poller(client, store, metrics, gate, Schedule.of(settings))
         ctx.readiness.set("kafka")
         try:
             await _supervise(ctx, poller, feeds)

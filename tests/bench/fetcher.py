@@ -28,6 +28,7 @@ from dohawatch.fetcher.core import Schedule
 from dohawatch.fetcher.http import AddressPolicy, HostGate
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
 from dohawatch.fetcher.state import FeedStateStore
+from dohawatch.fetcher.transport import feed_client
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.runtime import service_context
 from dohawatch.shared.settings import FeedConfig
@@ -106,14 +107,15 @@ async def dohawatch_rounds(urls: list[str], state: Path) -> list[tuple[float, fl
         feeds = [FeedConfig(url=u, name=f"feed {i}") for i, u in enumerate(urls)]
         async with (
             service_context("fetcher", settings, bootstrap, 0, asyncio.Event()) as ctx,
-            httpx.AsyncClient(limits=httpx.Limits(max_connections=CONCURRENCY)) as client,
+            feed_client(
+                AddressPolicy.parse(settings.fetch_allowed_networks), max_connections=CONCURRENCY
+            ) as client,
         ):
             store = FeedStateStore(state / "fetcher.sqlite3")
             poller = Poller(
                 client,
                 store,
                 FetcherMetrics(ctx.registry),
-                AddressPolicy.parse(settings.fetch_allowed_networks),
                 HostGate(CONCURRENCY, 0, CONCURRENCY),
                 Schedule.of(settings),
             )
