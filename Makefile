@@ -10,8 +10,11 @@ PACKAGE_DIRS := services $(wildcard services/*/) services/classifier/packs share
 COMPILED := $(addprefix services/classifier/,engine.py scan.py figures.py)
 
 TOOLS_STAMP := $(VENV)/.tools
+# feedparser's own test feeds, from its source distribution on PyPI, for the
+# golden test of the fetcher's fast parsing path (tests/unit/test_fetcher_golden.py).
+CORPUS := .cache/feedparser-tests
 
-.PHONY: tools install demo test test-fast lint typecheck schemas eval bench check clean
+.PHONY: tools corpus install demo test test-fast lint typecheck schemas eval bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,10 +39,21 @@ $(TOOLS_STAMP): $(BIN)/python
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; }
 	touch $@
 
-test: $(VENV)/.installed $(TOOLS_STAMP)
+corpus: $(CORPUS)/.fetched
+
+$(CORPUS)/.fetched: $(VENV)/.installed
+	rm -rf $(CORPUS) .cache/sdist && mkdir -p .cache/sdist
+	version=$$($(BIN)/python -c 'import feedparser; print(feedparser.__version__)') && \
+	$(BIN)/python -m pip download --quiet --no-deps --no-binary :all: -d .cache/sdist "feedparser==$$version" && \
+	tar -xzf .cache/sdist/feedparser-$$version.tar.gz -C .cache/sdist && \
+	mv .cache/sdist/feedparser-$$version/tests $(CORPUS)
+	rm -rf .cache/sdist
+	touch $@
+
+test: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched
 	$(BIN)/python -m pytest $(ARGS)
 
-test-fast: $(VENV)/.installed $(TOOLS_STAMP)
+test-fast: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched
 	$(BIN)/python -m pytest -m "not integration" $(ARGS)
 
 lint: $(VENV)/.installed
@@ -72,6 +86,6 @@ eval: $(VENV)/.installed
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .cache
 	find services -name "*.so" -delete
 	rm -f *__mypyc.*.so
