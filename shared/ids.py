@@ -8,6 +8,7 @@ reader can tell them apart in logs: ``it1-…``, ``st1-…``, ``al1-…``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from datetime import date
@@ -33,6 +34,7 @@ def _digest(kind: str, version: int, parts: object) -> str:
     return f"{kind}{version}-{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
 
 
+@functools.lru_cache(maxsize=65536)  # a feed's entries come back poll after poll
 def normalize_link(url: str) -> str:
     """Return ``url`` in a canonical form for identity comparisons.
 

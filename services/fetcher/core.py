@@ -172,8 +172,8 @@ def _derived_title(summary: str) -> str:
     return cap(first, 120)
 
 
-def _fingerprint(entry: Entry) -> str:
-    basis = f"{ids.normalize_link(entry.link) if entry.link else ''}\n{entry.title.strip().lower()}"
+def _fingerprint(link: str | None, title: str) -> str:
+    basis = f"{ids.normalize_link(link) if link else ''}\n{title.strip().lower()}"
     return "fp-" + hashlib.sha256(basis.encode()).hexdigest()[:24]
 
 
@@ -208,7 +208,7 @@ def decide(
                 title=title,
                 published=entry.published_at.isoformat() if entry.published_at else None,
             )
-            fingerprint = _fingerprint(replace(entry, title=title))
+            fingerprint = _fingerprint(entry.link, title)
             item = NewsItem(
                 item_id=item_id,
                 feed_url=state.url,

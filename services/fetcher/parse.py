@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -58,10 +59,19 @@ def _absolute(base_url: str, link: object) -> str | None:
     no URL at all (a broken IPv6 literal), which leaves the entry its GUID."""
     if not link or not isinstance(link, str):
         return None
+    link = link.strip()
+    if _PLAIN_ABSOLUTE.fullmatch(link) and "?#" not in link:
+        return link  # what urljoin would return, without parsing it twice
     try:
-        return urljoin(base_url, link.strip())
+        return urljoin(base_url, link)
     except ValueError:
         return None
+
+
+# An absolute http(s) URL that urljoin returns unchanged: a host, no whitespace or
+# controls (stripped or removed), no brackets (checked as IPv6), no ";" (split as
+# parameters), not ending in an empty query or fragment (dropped).
+_PLAIN_ABSOLUTE = re.compile(r"https?://[^/\[\];\x00-\x20\x7f][^\[\];\x00-\x20\x7f]*(?<![?#])")
 
 
 def _json_feed(body: bytes, base_url: str, fetched_at: datetime) -> ParsedFeed | None:
@@ -134,10 +144,11 @@ def parse_feed(
 
 def resolved(parsed: ParsedFeed, base_url: str) -> ParsedFeed:
     """``parsed`` with its entries' links resolved against ``base_url``."""
-    return replace(
-        parsed,
-        entries=tuple(replace(e, link=_absolute(base_url, e.link)) for e in parsed.entries),
+    entries = tuple(
+        Entry(e.guid, _absolute(base_url, e.link), e.title, e.summary, e.published_at)
+        for e in parsed.entries
     )
+    return replace(parsed, entries=entries)
 
 
 def parse_with_feedparser(

@@ -21,14 +21,16 @@ def pin_to_one_core() -> None:
 
 
 def unpin(pid: int | None) -> None:
-    """Let a helper process (broker, web server) run on every core, not ours alone:
-    each of its threads, since affinity is per thread on Linux."""
+    """Run a helper process (broker, web server) on the cores this process was not
+    pinned to (every core on a one-core machine): each of its threads, since
+    affinity is per thread on Linux."""
     if not (CORES and pid):
         return
+    others = CORES - {min(CORES)} or CORES
     tasks = Path(f"/proc/{pid}/task")
     for tid in [int(t.name) for t in tasks.iterdir()] if tasks.exists() else [pid]:
         with contextlib.suppress(ProcessLookupError):
-            os.sched_setaffinity(tid, CORES)
+            os.sched_setaffinity(tid, others)
 
 
 @contextlib.asynccontextmanager

@@ -1,12 +1,17 @@
 """Fetcher benchmark (``make bench``): 1,000 feeds of 20 items served by nginx on
-loopback, polled by dohawatch and by the peer ``reader`` (``update_feeds()``),
-side by side in one run.
+loopback, polled side by side in one run by
+
+- dohawatch (``poll_once``, as the service runs it);
+- the peer ``reader`` (``update_feeds()``);
+- the raw ceiling: aiohttp GETs and lxml reading each item's five fields, with
+  nothing else (no state, no identity, no broker).
 
 Two rounds each: every feed changed (200, every item new; dohawatch publishes
-them to the embedded broker, reader stores them in SQLite), then every feed
-unchanged (304 through ETag / Last-Modified). The Python process is pinned to
-one core; nginx and the broker get the other. Reported: polls per second (wall)
-and CPU seconds per 1,000 polls (this process). Writes ``.bench/fetcher.json``.
+them to the embedded broker and waits for the acks, reader stores them in
+SQLite), then every feed unchanged (304 through ETag / Last-Modified). The
+Python process is pinned to one core; nginx and the broker get the other.
+Reported: polls per second (wall) and CPU seconds per 1,000 polls (this
+process), and the ratios. Writes ``.bench/fetcher.json``.
 """
 
 from __future__ import annotations
@@ -134,6 +139,34 @@ async def dohawatch_rounds(urls: list[str], state: Path) -> list[tuple[float, fl
             return rounds
 
 
+async def ceiling_rounds(urls: list[str]) -> list[tuple[float, float]]:
+    """aiohttp and lxml alone: GET and read each item's fields, then GET again
+    conditionally; CONCURRENCY requests in flight, as for dohawatch."""
+    import aiohttp
+    from lxml import etree
+
+    validators: dict[str, dict[str, str]] = {}
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(session: aiohttp.ClientSession, url: str) -> None:
+        async with limit, session.get(url, headers=validators.get(url, {})) as response:
+            body = await response.read()
+            if response.status == 200:
+                validators[url] = {"If-None-Match": response.headers["ETag"]}
+                for item in etree.fromstring(body).iter("item"):
+                    for name in ("title", "link", "guid", "pubDate", "description"):
+                        item.findtext(name)
+
+    rounds = []
+    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for _ in range(2):
+            wall, cpu = time.perf_counter(), time.process_time()
+            await asyncio.gather(*(one(session, u) for u in urls))
+            rounds.append((time.perf_counter() - wall, time.process_time() - cpu))
+    return rounds
+
+
 def reader_rounds(urls: list[str], state: Path) -> list[tuple[float, float]]:
     from reader import make_reader
 
@@ -166,6 +199,7 @@ def main() -> int:
             (root / "r").mkdir()
             ours = asyncio.run(dohawatch_rounds(urls, root / "d"))
             peer = reader_rounds(urls, root / "r")
+            ceiling = asyncio.run(ceiling_rounds(urls))
         finally:
             nginx.terminate()
             nginx.wait()
@@ -179,23 +213,30 @@ def main() -> int:
             for name, (wall, cpu) in zip(("changed", "unchanged"), rounds, strict=True)
         }
 
-    result = {
-        "feeds": FEEDS,
-        "items_per_feed": ITEMS,
-        "dohawatch": figures(ours),
-        "reader": figures(peer),
+    measured = {"dohawatch": figures(ours), "reader": figures(peer), "ceiling": figures(ceiling)}
+    ratios = {
+        case: {
+            f"dohawatch_to_{other}": round(
+                measured["dohawatch"][case]["polls_per_second"]
+                / measured[other][case]["polls_per_second"],
+                2,
+            )
+            for other in ("reader", "ceiling")
+        }
+        for case in ("changed", "unchanged")
     }
+    result = {"feeds": FEEDS, "items_per_feed": ITEMS, **measured, "ratios": ratios}
     out = ROOT / ".bench"
     out.mkdir(exist_ok=True)
     (out / "fetcher.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'':28}{'dohawatch':>12}{'reader':>12}{'ratio':>8}")
+    print(f"{'':28}{'dohawatch':>11}{'reader':>9}{'ceiling':>9}{'/reader':>9}{'/ceiling':>9}")
     for case in ("changed", "unchanged"):
         for key, label in (
             ("polls_per_second", "polls/s"),
             ("cpu_seconds_per_1000_polls", "CPU s / 1000"),
         ):
-            a, b = result["dohawatch"][case][key], result["reader"][case][key]
-            print(f"{case + ', ' + label:28}{a:>12}{b:>12}{a / b:>8.2f}")
+            a, b, c = (measured[who][case][key] for who in ("dohawatch", "reader", "ceiling"))
+            print(f"{case + ', ' + label:28}{a:>11}{b:>9}{c:>9}{a / b:>9.2f}{a / c:>9.2f}")
     print(f"written: {out / 'fetcher.json'}")
     return 0
 

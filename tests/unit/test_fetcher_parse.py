@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import format_datetime
+from urllib.parse import urljoin
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dohawatch.fetcher.parse import parse_feed
+from dohawatch.fetcher.parse import _absolute, parse_feed
 from dohawatch.shared.errors import FeedError
 
 FETCHED = datetime(2025, 7, 24, 18, 0, tzinfo=UTC)
@@ -116,3 +117,19 @@ def test_a_body_that_lies_about_its_encoding_is_still_read() -> None:
     parsed = _parse(body, "application/rss+xml; charset=utf-8")
     assert [e.title for e in parsed.entries] == ["Café talks in Doha"]
     assert parsed.malformed
+
+
+@settings(max_examples=500)
+@given(
+    st.text(alphabet=st.sampled_from(list("ab/:?#;[]%. \t\n\x00é")), max_size=16),
+    st.sampled_from(["http://", "https://", "HTTP://", "", "//", "ftp://"]),
+    st.sampled_from(["https://a.example/f/feed.xml", "http://a.example/"]),
+)
+def test_links_resolve_as_urljoin_resolves_them(tail: str, scheme: str, base: str) -> None:
+    """The shortcut for absolute links gives what urljoin gives, for any link."""
+    link = scheme + tail
+    try:
+        expected: str | None = urljoin(base, link.strip()) if link else None
+    except ValueError:
+        expected = None
+    assert _absolute(base, link) == expected
