@@ -14,7 +14,8 @@ from typing import TextIO
 
 from .shared.errors import DohawatchError
 from .shared.logs import configure_logging
-from .shared.settings import Settings, load_file_config, load_settings
+from .shared.metrics import package_version
+from .shared.settings import Settings, load_file_config, load_settings, route_secrets
 
 log = logging.getLogger("dohawatch")
 
@@ -22,7 +23,15 @@ __all__ = ["main"]
 
 
 def _secrets(settings: Settings) -> list[str]:
+    """Every secret to keep out of the logs: the settings' and those the
+    configuration file's routes name (a broken file has none; the command that
+    needs it reports it)."""
     values = [getattr(settings, name) for name in type(settings).model_fields]
+    try:
+        routes = load_file_config(settings.config_file).routes
+    except DohawatchError:
+        routes = ()
+    values += route_secrets(routes).values()
     return [v.get_secret_value() for v in values if hasattr(v, "get_secret_value")]
 
 
@@ -210,6 +219,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Watch news feeds for the Doha ceasefire and hostage talks and raise alerts. "
         "Settings come from DOHAWATCH_* environment variables (see README).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, text in [
         ("fetcher", "poll the configured feeds and publish new items"),

@@ -9,6 +9,8 @@ environment, never from the YAML file.
 from __future__ import annotations
 
 import ipaddress
+import os
+from collections.abc import Iterable, Mapping
 from datetime import time
 from pathlib import Path
 from typing import Literal
@@ -30,6 +32,7 @@ __all__ = [
     "Settings",
     "load_file_config",
     "load_settings",
+    "route_secrets",
 ]
 
 ENV_PREFIX = "DOHAWATCH_"
@@ -298,6 +301,25 @@ class RouteConfig(BaseModel):
     url: str | None = Field(None, pattern=r"^https?://", description="webhook: a URL, no secret.")
     url_env: str | None = Field(None, description="slack, webhook: variable holding the URL.")
     secret_env: str | None = Field(None, description="webhook: variable holding the HMAC key.")
+
+    @property
+    def secret_variables(self) -> tuple[str, ...]:
+        """The environment variables this route reads its secrets from."""
+        return tuple(v for v in (self.url_env, self.secret_env) if v)
+
+
+def route_secrets(
+    routes: Iterable[RouteConfig], environ: Mapping[str, str] = os.environ
+) -> dict[str, SecretStr]:
+    """The secrets the ``routes`` name (``url_env``, ``secret_env``), read once from
+    ``environ`` as ``SecretStr``, keyed by variable; variables unset or empty are
+    left out (the sink that needs one says so when it is built)."""
+    return {
+        name: SecretStr(environ[name])
+        for route in routes
+        for name in route.secret_variables
+        if environ.get(name)
+    }
 
 
 class AlertConfig(BaseModel):

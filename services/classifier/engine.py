@@ -22,9 +22,10 @@ How an item is read:
 5. An event type that the title shows drops the types it ``supersedes`` that
    only the summary shows: the title is the report's claim.
 
-setup.py compiles this module with mypyc when a C compiler is at hand, which
-is why it is typed closely and keeps its hot loops free of small objects; it
-runs the same as plain Python. Nothing here does I/O or reads the clock.
+setup.py compiles this module with mypyc for wheels and images
+(``DOHAWATCH_COMPILE=1``), which is why it is typed closely and keeps its hot
+loops free of small objects; it runs the same as plain Python, which is what a
+development install runs. Nothing here does I/O or reads the clock.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ __all__ = [
     "FoundEvent",
     "Span",
 ]
+
+COMPILED_FROM: str | None = None
+"""In a compiled build, the SHA-256 of the sources it was compiled from
+(``engine.py``, ``scan.py``, ``figures.py``, in that order); None in the source."""
 
 ENGINE_VERSION = "4"
 

@@ -23,7 +23,7 @@ from dohawatch.notifier.sinks import format_alert
 from dohawatch.shared.codec import decode
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.settings import FeedConfig, FileConfig, Settings
+from dohawatch.shared.settings import FeedConfig, FileConfig, Settings, load_file_config
 
 from .feeds import ReplayServer, load_replay
 
@@ -147,7 +147,12 @@ async def run_demo(
             FeedConfig(url=server.url(slug), name=o["name"], tags=("demo",))
             for slug, o in outlets.items()
         )
-        pipeline = Pipeline(demo_settings, FileConfig(feeds=feeds))
+        # The replay's feeds, with the routes and alert rules of the configuration file.
+        configured = load_file_config(settings.config_file)
+        pipeline = Pipeline(
+            demo_settings,
+            FileConfig(feeds=feeds, routes=configured.routes, alerts=configured.alerts),
+        )
         ledger_path = Path(state_dir) / "notifier.sqlite3"
         stop = asyncio.Event()
         print(

@@ -3,8 +3,7 @@ configuration file's, each with the sink it names."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import assert_never
 
@@ -12,7 +11,7 @@ import httpx
 from pydantic import SecretStr
 
 from dohawatch.shared.errors import ConfigError
-from dohawatch.shared.settings import FileConfig, RouteConfig, Settings
+from dohawatch.shared.settings import FileConfig, RouteConfig, Settings, route_secrets
 
 from .sinks import ConsoleSink, EmailSink, Sink, SlackBotSink, SlackWebhookSink, WebhookSink
 
@@ -72,38 +71,50 @@ def _reveal(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def _secret(route: RouteConfig, variable: str | None, fallback: str | None, what: str) -> str:
+def _secret(
+    route: RouteConfig,
+    secrets: Mapping[str, SecretStr],
+    variable: str | None,
+    fallback: str | None,
+    what: str,
+) -> str:
     if variable:
-        value = os.environ.get(variable)
-        if not value:
+        if variable not in secrets:
             raise ConfigError(f"routes.{route.name}: {what} variable {variable} is not set")
-        return value
+        return secrets[variable].get_secret_value()
     if not fallback:
         raise ConfigError(f"routes.{route.name}: no {what} is set")
     return fallback
+
+
+def _url(route: RouteConfig, url: str, what: str) -> str:
+    """``url`` if it is an http(s) URL; the error never quotes it (it is a secret)."""
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"routes.{route.name}: the {what} is not an http(s) URL")
+    return url
 
 
 def make_sink(
     route: RouteConfig,
     settings: Settings,
     client: httpx.AsyncClient,
+    secrets: Mapping[str, SecretStr] | None = None,
 ) -> Sink:
-    """The sink ``route`` names, with its connection details.
+    """The sink ``route`` names, with its connection details; the secrets it names
+    come from ``secrets`` (:func:`~dohawatch.shared.settings.route_secrets`, read
+    from the environment when not given).
 
     Raises:
         ConfigError: a setting the sink needs is missing; the message names it.
     """
+    secrets = route_secrets([route]) if secrets is None else secrets
     match route.sink:
         case "console":
             return ConsoleSink()
         case "slack":
-            url = _secret(
-                route,
-                route.url_env,
-                _reveal(settings.slack_webhook_url),
-                "webhook URL (DOHAWATCH_SLACK_WEBHOOK_URL or url_env)",
-            )
-            return SlackWebhookSink(client, url)
+            what = "webhook URL (DOHAWATCH_SLACK_WEBHOOK_URL or url_env)"
+            url = _secret(route, secrets, route.url_env, _reveal(settings.slack_webhook_url), what)
+            return SlackWebhookSink(client, _url(route, url, what))
         case "slack-bot":
             token = _reveal(settings.slack_bot_token)
             channel = route.channel or settings.slack_channel
@@ -112,21 +123,21 @@ def make_sink(
             return SlackBotSink(
                 client,
                 settings.slack_api_url,
-                _secret(route, None, token, "bot token (DOHAWATCH_SLACK_BOT_TOKEN)"),
+                _secret(route, secrets, None, token, "bot token (DOHAWATCH_SLACK_BOT_TOKEN)"),
                 channel,
                 settings.slack_thread_mode,
             )
         case "webhook":
+            what = "URL (DOHAWATCH_WEBHOOK_URL, url or url_env)"
             url = route.url or _secret(
-                route,
-                route.url_env,
-                _reveal(settings.webhook_url),
-                "URL (DOHAWATCH_WEBHOOK_URL, url or url_env)",
+                route, secrets, route.url_env, _reveal(settings.webhook_url), what
             )
             key = _reveal(settings.webhook_secret)
             if route.secret_env or key:
-                key = _secret(route, route.secret_env, key, "HMAC secret (secret_env)")
-            return WebhookSink(client, route.name, url, key.encode() if key else None)
+                key = _secret(route, secrets, route.secret_env, key, "HMAC secret (secret_env)")
+            return WebhookSink(
+                client, route.name, _url(route, url, what), key.encode() if key else None
+            )
         case "email":
             return _email_sink(route, settings)
         case _:

@@ -25,7 +25,7 @@ from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import PipelineMetrics, package_version
 from dohawatch.shared.pipeline import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.runtime import ServiceContext, stop_within
-from dohawatch.shared.settings import RouteConfig
+from dohawatch.shared.settings import RouteConfig, route_secrets
 
 from .config import Route, make_sink
 from .delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
@@ -116,7 +116,8 @@ async def run_notifier(
         follow_redirects=False,
     )
     try:
-        routes = [Route(cfg, make_sink(cfg, settings, client)) for cfg in route_configs]
+        secrets = route_secrets(route_configs)  # read once, as SecretStr
+        routes = [Route(cfg, make_sink(cfg, settings, client, secrets)) for cfg in route_configs]
         path = settings.state_dir / "notifier.sqlite3"
         store, ledger = StoryStore(path), DeliveryLedger(path)
         dispatcher = Dispatcher(

@@ -144,17 +144,28 @@ async def test_every_dashboard_query_runs_on_prometheus_scraping_the_pipeline(
     )
 
 
-async def test_a_demo_run_logs_no_configured_secret(slack: SlackServer, mailbox: Mailbox) -> None:
-    """With secrets in the environment and debug logging, neither stdout nor stderr shows one."""
+async def test_a_demo_run_logs_no_configured_secret(
+    slack: SlackServer, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    """With secrets in the environment, some named by a route of the configuration
+    file, and debug logging, neither stdout nor stderr shows one."""
     secrets = {
         "DOHAWATCH_SLACK_WEBHOOK_URL": f"{slack.url}/services/T0/B0/s3cr3t-webhook-path",
         "DOHAWATCH_SMTP_PASSWORD": "s3cr3t-smtp-password",
         "DOHAWATCH_WEBHOOK_URL": f"{slack.url}/hooks/s3cr3t-hook",
         "DOHAWATCH_WEBHOOK_SECRET": "s3cr3t-hmac-key",
+        "DESK_HOOK_URL": f"{slack.url}/hooks/s3cr3t-desk-path",
+        "DESK_HOOK_KEY": "s3cr3t-desk-hmac-key",
     }
+    config = tmp_path / "dohawatch.yaml"
+    config.write_text(
+        "routes:\n  - {name: desk, sink: webhook,"
+        " url_env: DESK_HOOK_URL, secret_env: DESK_HOOK_KEY}\n"
+    )
     env = {
         **os.environ,
         **secrets,
+        "DOHAWATCH_CONFIG_FILE": str(config),
         "DOHAWATCH_SMTP_HOST": "127.0.0.1",
         "DOHAWATCH_SMTP_PORT": str(mailbox.port),
         "DOHAWATCH_SMTP_TO": "desk@news.example",
@@ -177,6 +188,7 @@ async def test_a_demo_run_logs_no_configured_secret(slack: SlackServer, mailbox:
     assert process.returncode == 0, text[-2000:]
     assert "deliveries:" in text
     assert slack.accepted(), "the webhook secrets were used"
+    assert slack.accepted("/hooks/s3cr3t-desk-path"), "the file's route delivered"
     assert mailbox.mails, "the mail route was used"
     assert '"event": "delivered"' in text, "the deliveries were logged"
     for name, value in secrets.items():

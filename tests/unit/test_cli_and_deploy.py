@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
+import pytest
 import yaml
 
 from dohawatch.cli import _parser
@@ -133,3 +135,11 @@ def test_kubernetes_manifests_run_real_commands_with_probes_and_settings() -> No
             "name": f"DOHAWATCH_{name.split('-')[1].upper()}_HTTP_PORT",
             "value": str(port),
         } in (container["env"])
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    """`dohawatch --version` prints the package's version and exits 0."""
+    with pytest.raises(SystemExit) as exited:
+        _parser().parse_args(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dohawatch {version('dohawatch')}"

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import io
+import logging
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from dohawatch.cli import _secrets
 from dohawatch.notifier.config import make_sink, route_configs
-from dohawatch.notifier.sinks import EmailSink, SlackWebhookSink
+from dohawatch.notifier.sinks import EmailSink, SlackWebhookSink, WebhookSink
 from dohawatch.shared.errors import ConfigError
-from dohawatch.shared.settings import FileConfig, RouteConfig, load_file_config, load_settings
+from dohawatch.shared.logs import configure_logging
+from dohawatch.shared.settings import (
+    FileConfig,
+    RouteConfig,
+    load_file_config,
+    load_settings,
+    route_secrets,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,3 +65,42 @@ def test_route_names_must_be_unique(tmp_path: Path) -> None:
     path.write_text("routes:\n  - {name: a, sink: console}\n  - {name: a, sink: console}\n")
     with pytest.raises(ConfigError, match="route names must be unique: a"):
         load_file_config(path)
+
+
+async def test_route_secrets_are_read_once_and_kept_out_of_the_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret a route of the file names (url_env, secret_env) is read as a
+    SecretStr, builds the sink, and is redacted from every log line, as the
+    settings' own secrets are; a value that is no URL is refused without being quoted."""
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "routes:\n  - {name: desk, sink: webhook, url_env: DESK_URL, secret_env: DESK_KEY}\n"
+    )
+    monkeypatch.setenv("DOHAWATCH_CONFIG_FILE", str(config))
+    monkeypatch.setenv("DESK_URL", "https://hooks.example/s3cr3t-desk-path")
+    monkeypatch.setenv("DESK_KEY", "s3cr3t-desk-key")
+    settings = load_settings()
+    route = load_file_config(config).routes[0]
+    secrets = route_secrets([route])
+    assert set(secrets) == {"DESK_URL", "DESK_KEY"}
+    assert "s3cr3t" not in repr(secrets)
+    async with httpx.AsyncClient() as client:
+        assert isinstance(make_sink(route, settings, client, secrets), WebhookSink)
+        with pytest.raises(ConfigError, match="not an http") as refused:
+            make_sink(route, settings, client, {**secrets, "DESK_URL": SecretStr("s3cr3t-x")})
+    assert "s3cr3t" not in str(refused.value)
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", "json", _secrets(settings), stream=stream)
+        logging.getLogger("dohawatch.test").warning(
+            "posting to https://hooks.example/s3cr3t-desk-path with s3cr3t-desk-key"
+        )
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert "posting to" in stream.getvalue()
+    assert "s3cr3t" not in stream.getvalue()
