@@ -5,8 +5,11 @@
     → commit the next offset of each partition
 
 A crash anywhere before the commit replays the batch; outputs carry
-deterministic ids, so the replay produces the same messages. Offsets acknowledged
-but not yet committed are committed when the partition is revoked.
+deterministic ids, so the replay produces the same messages. A batch is
+committed before the next poll, and a rebalance happens only inside a poll, so a
+revoked partition has nothing acknowledged and uncommitted: its next owner starts
+where this one committed. (The revoke hook still commits anything pending, and
+forgets the revoked partitions' offsets either way.)
 """
 
 from __future__ import annotations
@@ -195,7 +198,7 @@ async def produce_and_wait(
 
 
 class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Tracks acknowledged offsets and commits them, also when partitions are revoked."""
+    """Tracks acknowledged offsets and commits them (see the module doc on revokes)."""
 
     def __init__(self, consumer: AIOKafkaConsumer) -> None:
         self._consumer = consumer

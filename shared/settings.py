@@ -13,11 +13,19 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError, validation_problems
@@ -38,6 +46,17 @@ __all__ = [
 ENV_PREFIX = "DOHAWATCH_"
 
 
+def _blank_is_unset(value: object) -> object:
+    # docker compose passes `${VAR:-}` as an empty string: that means unset.
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+# Optional settings: a blank value is no value.
+OptionalText = Annotated[str | None, BeforeValidator(_blank_is_unset)]
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_unset)]
+OptionalPath = Annotated[Path | None, BeforeValidator(_blank_is_unset)]
+
+
 class Settings(BaseSettings):
     """Every environment setting, with its default. Names are the variables
     without the ``DOHAWATCH_`` prefix, upper-cased."""
@@ -45,16 +64,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     # Kafka
-    kafka_bootstrap_servers: str | None = Field(
+    kafka_bootstrap_servers: OptionalText = Field(
         None, description="host:port[,host:port]; unset starts the embedded broker."
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: Path | None = None
-    kafka_ssl_certfile: Path | None = None
-    kafka_ssl_keyfile: Path | None = None
+    kafka_sasl_username: OptionalText = None
+    kafka_sasl_password: OptionalSecret = None
+    kafka_ssl_cafile: OptionalPath = None
+    kafka_ssl_certfile: OptionalPath = None
+    kafka_ssl_keyfile: OptionalPath = None
     kafka_client_id: str = "dohawatch"
     kafka_idempotence: bool = Field(
         True,
@@ -84,7 +103,7 @@ class Settings(BaseSettings):
     topic_replication_factor: int = Field(1, ge=1, le=10)
 
     # Files and state
-    config_file: Path | None = Field(None, description="YAML file with feeds, pack and routes.")
+    config_file: OptionalPath = Field(None, description="YAML file with feeds, pack and routes.")
     state_dir: Path = Field(Path(".dohawatch"), description="Fetcher state and notifier ledger.")
 
     # Operations endpoints (/metrics, /healthz, /readyz); 0 picks a free port.
@@ -132,35 +151,35 @@ class Settings(BaseSettings):
     )
 
     # Notifier: the default routes, built from these alone (a container user's setup).
-    slack_webhook_url: SecretStr | None = Field(
+    slack_webhook_url: OptionalSecret = Field(
         None, description="Incoming webhook; set, it adds the route `slack`."
     )
-    slack_bot_token: SecretStr | None = Field(
+    slack_bot_token: OptionalSecret = Field(
         None, description="Bot token (xoxb-); with slack_channel it adds the route `slack-bot`."
     )
-    slack_channel: str | None = Field(None, description="Channel id for the bot-token route.")
+    slack_channel: OptionalText = Field(None, description="Channel id for the bot-token route.")
     slack_api_url: str = Field(
         "https://slack.com/api", pattern=r"^https?://", description="Slack Web API base URL."
     )
     slack_thread_mode: Literal["thread", "update"] = Field(
         "thread", description="Bot mode: later revisions reply in a thread or edit the message."
     )
-    smtp_host: str | None = Field(None, description="SMTP server; with smtp_to it adds `email`.")
+    smtp_host: OptionalText = Field(None, description="SMTP server; with smtp_to it adds `email`.")
     smtp_port: int = Field(587, ge=1, le=65535)
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_username: OptionalText = None
+    smtp_password: OptionalSecret = None
     smtp_from: str = "dohawatch <dohawatch@localhost>"
-    smtp_to: str | None = Field(None, description="Comma-separated recipients.")
+    smtp_to: OptionalText = Field(None, description="Comma-separated recipients.")
     smtp_starttls: bool = Field(True, description="Upgrade with STARTTLS (port 587).")
     smtp_tls: bool = Field(False, description="Implicit TLS from the first byte (port 465).")
     smtp_timeout_seconds: float = Field(30.0, gt=0)
-    smtp_ca_file: Path | None = Field(
+    smtp_ca_file: OptionalPath = Field(
         None, description="CA bundle to verify the SMTP server with, instead of the system's."
     )
-    webhook_url: SecretStr | None = Field(
+    webhook_url: OptionalSecret = Field(
         None, description="Generic HTTPS webhook; set, it adds the route `webhook`."
     )
-    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for webhooks.")
+    webhook_secret: OptionalSecret = Field(None, description="HMAC-SHA256 key for webhooks.")
     notify_min_severity: Severity = Field(
         Severity.INFO, description="Lowest severity the default routes deliver."
     )
@@ -178,25 +197,6 @@ class Settings(BaseSettings):
         "its sink recovers.",
     )
     delivery_timeout_seconds: float = Field(15.0, gt=0)
-
-    @field_validator(
-        "kafka_bootstrap_servers",
-        "kafka_sasl_password",
-        "slack_webhook_url",
-        "slack_bot_token",
-        "slack_channel",
-        "smtp_host",
-        "smtp_username",
-        "smtp_password",
-        "smtp_to",
-        "webhook_url",
-        "webhook_secret",
-        mode="before",
-    )
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        # docker compose passes `${VAR:-}` as an empty string: that means unset.
-        return (value.strip() or None) if isinstance(value, str) else value
 
     @field_validator("fetch_allowed_networks")
     @classmethod

@@ -7,12 +7,12 @@ turns an OPML subscription list into entries for the configuration file.
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 import yaml
+from lxml import etree
 
 from dohawatch.shared.errors import ConfigError
 from dohawatch.shared.settings import FeedConfig
@@ -61,6 +61,10 @@ def feeds_table(
     ]
 
 
+# No entity expansion, no network: an OPML file can come from anywhere.
+_OPML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
+
+
 def import_opml(path: Path, tags: Sequence[str] = ()) -> str:
     """The feeds of an OPML file as a YAML ``feeds:`` list for the configuration file.
 
@@ -68,8 +72,8 @@ def import_opml(path: Path, tags: Sequence[str] = ()) -> str:
         ConfigError: the file is unreadable, not OPML, or lists no feed.
     """
     try:
-        root = ET.parse(path).getroot()  # noqa: S314 - see the import
-    except (OSError, ET.ParseError) as exc:
+        root = etree.parse(str(path), _OPML_PARSER).getroot()
+    except (OSError, etree.XMLSyntaxError) as exc:
         raise ConfigError(f"{path}: not a readable OPML file: {exc}") from exc
     feeds: list[dict[str, object]] = []
     seen: set[str] = set()

@@ -68,10 +68,10 @@ def _absolute(base_url: str, link: object) -> str | None:
         return None
 
 
-# An absolute http(s) URL that urljoin returns unchanged: a host, no whitespace or
+# An absolute http(s) URL that urljoin returns unchanged: a host (not empty), no whitespace or
 # controls (stripped or removed), no brackets (checked as IPv6), no ";" (split as
 # parameters), not ending in an empty query or fragment (dropped).
-_PLAIN_ABSOLUTE = re.compile(r"https?://[^/\[\];\x00-\x20\x7f][^\[\];\x00-\x20\x7f]*(?<![?#])")
+_PLAIN_ABSOLUTE = re.compile(r"https?://[^/?#\[\];\x00-\x20\x7f][^\[\];\x00-\x20\x7f]*(?<![?#])")
 
 
 def _json_feed(body: bytes, base_url: str, fetched_at: datetime) -> ParsedFeed | None:

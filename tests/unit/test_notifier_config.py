@@ -16,8 +16,10 @@ from dohawatch.notifier.sinks import EmailSink, SlackWebhookSink, WebhookSink
 from dohawatch.shared.errors import ConfigError
 from dohawatch.shared.logs import configure_logging
 from dohawatch.shared.settings import (
+    ENV_PREFIX,
     FileConfig,
     RouteConfig,
+    Settings,
     load_file_config,
     load_settings,
     route_secrets,
@@ -104,3 +106,20 @@ async def test_route_secrets_are_read_once_and_kept_out_of_the_logs(
         root.setLevel(level)
     assert "posting to" in stream.getvalue()
     assert "s3cr3t" not in stream.getvalue()
+
+
+def test_every_optional_setting_reads_a_blank_variable_as_unset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Compose passes `${VAR:-}` as an empty string: for every setting that may be
+    unset, a blank variable leaves it unset, whatever its type."""
+    optional = [
+        name
+        for name, field in Settings.model_fields.items()
+        if not field.is_required() and field.default is None
+    ]
+    assert len(optional) >= 15
+    for name in optional:
+        monkeypatch.setenv(ENV_PREFIX + name.upper(), "  ")
+    settings = load_settings()
+    assert {name: getattr(settings, name) for name in optional} == dict.fromkeys(optional)
