@@ -20,11 +20,11 @@ from .classifier.engine import Classifier
 from .classifier.pack import load_pack
 from .classifier.service import run_classifier
 from .fetcher.service import run_fetcher
-from .notifier.config import route_configs
 from .notifier.service import run_notifier
 from .notifier.stories import AlertRules
+from .notifier.wiring import route_configs
 
-__all__ = ["SERVICES", "Pipeline", "alert_rules", "run_pipeline_services"]
+__all__ = ["SERVICES", "RunPlan", "alert_rules", "run_plan"]
 
 SERVICES = ("fetcher", "classifier", "notifier")
 log = logging.getLogger("dohawatch")
@@ -50,7 +50,7 @@ def alert_rules(classifier: Classifier, overrides: AlertConfig | None = None) ->
 
 
 @dataclass
-class Pipeline:
+class RunPlan:
     """What to run, with what; built by the CLI, the demo and the tests."""
 
     settings: Settings
@@ -71,26 +71,26 @@ class Pipeline:
 
 
 async def _run_one(
-    pipeline: Pipeline,
+    plan: RunPlan,
     name: str,
     settings: Settings,
     bootstrap: str,
     stop: asyncio.Event,
     classifier: Classifier,
 ) -> None:
-    async with service_context(name, settings, bootstrap, pipeline.port(name), stop) as ctx:
-        pipeline.contexts[name] = ctx
+    async with service_context(name, settings, bootstrap, plan.port(name), stop) as ctx:
+        plan.contexts[name] = ctx
         log_event(log, "started", status="ok", service=name, ops_port=ctx.ops_port)
         match name:
             case "fetcher":
-                await run_fetcher(ctx, pipeline.config.feeds)
+                await run_fetcher(ctx, plan.config.feeds)
             case "classifier":
                 await run_classifier(ctx, classifier)
             case "notifier":
-                routes = pipeline.routes
+                routes = plan.routes
                 if routes is None:
-                    routes = route_configs(pipeline.settings, pipeline.config)
-                await run_notifier(ctx, alert_rules(classifier, pipeline.config.alerts), routes)
+                    routes = route_configs(plan.settings, plan.config)
+                await run_notifier(ctx, alert_rules(classifier, plan.config.alerts), routes)
             case _:
                 raise ValueError(f"no service named {name!r}; the services are {SERVICES}")
 
@@ -111,14 +111,14 @@ def _lag(ctx: ServiceContext) -> float | None:
     return sum(samples) if samples else None
 
 
-async def _drain(pipeline: Pipeline, names: Sequence[str], crashed: asyncio.Event) -> bool:
-    """Wait until each of ``names``, in pipeline order, has read everything before it."""
+async def _drain(plan: RunPlan, names: Sequence[str], crashed: asyncio.Event) -> bool:
+    """Wait until each of ``names``, in the order data flows, has read everything before it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DRAIN_SECONDS
     for name in names:
         settled_since: float | None = None
         while not crashed.is_set() and loop.time() < deadline:
-            ctx = pipeline.contexts.get(name)
+            ctx = plan.contexts.get(name)
             if ctx is not None and _lag(ctx) == 0:
                 settled_since = settled_since or loop.time()
                 if loop.time() - settled_since >= _SETTLE_SECONDS:
@@ -131,8 +131,8 @@ async def _drain(pipeline: Pipeline, names: Sequence[str], crashed: asyncio.Even
     return True
 
 
-async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None:
-    """Run ``pipeline.services`` until ``stop`` is set; the first failure stops all.
+async def run_plan(plan: RunPlan, stop: asyncio.Event) -> None:
+    """Run ``plan.services`` until ``stop`` is set; the first failure stops all.
 
     Starts the embedded broker when no bootstrap servers are configured, and
     creates the topics first. On the embedded broker, which keeps everything in
@@ -140,26 +140,26 @@ async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None
     notifier run until they have read everything (``DRAIN_SECONDS`` at most), and
     only then do they and the broker stop, so no fetched item is lost with it.
     """
-    classifier = Classifier(load_pack(pipeline.config.topic_pack))
+    classifier = Classifier(load_pack(plan.config.topic_pack))
     broker_exit: list[int] = []
 
     def broker_exited(code: int) -> None:
         broker_exit.append(code)
         stop.set()
 
-    async with kafka_bootstrap(pipeline.settings, on_exit=broker_exited) as bootstrap:
-        settings = broker_settings(pipeline.settings)
-        pipeline.bootstrap = bootstrap
+    async with kafka_bootstrap(plan.settings, on_exit=broker_exited) as bootstrap:
+        settings = broker_settings(plan.settings)
+        plan.bootstrap = bootstrap
         await ensure_topics(settings, bootstrap, Topics.with_prefix(settings.topic_prefix))
-        stops = {name: asyncio.Event() for name in pipeline.services}
+        stops = {name: asyncio.Event() for name in plan.services}
         crashed = asyncio.Event()
         tasks = [
             asyncio.create_task(
-                _run_one(pipeline, name, settings, bootstrap, stops[name], classifier), name=name
+                _run_one(plan, name, settings, bootstrap, stops[name], classifier), name=name
             )
-            for name in pipeline.services
+            for name in plan.services
         ]
-        pipeline.started.set()
+        plan.started.set()
         stopper = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -174,13 +174,13 @@ async def run_pipeline_services(pipeline: Pipeline, stop: asyncio.Event) -> None
                         service=task.get_name(),
                         error=repr(task.exception()),
                     )
-            consumers = [n for n in pipeline.services if n != "fetcher"]
+            consumers = [n for n in plan.services if n != "fetcher"]
             graceful = stop.is_set() and not crashed.is_set()
             if graceful and settings.embedded_broker and "fetcher" in stops and consumers:
                 stops["fetcher"].set()
-                fetcher = tasks[list(pipeline.services).index("fetcher")]
+                fetcher = tasks[list(plan.services).index("fetcher")]
                 await asyncio.gather(fetcher, return_exceptions=True)
-                drained = await _drain(pipeline, consumers, crashed)
+                drained = await _drain(plan, consumers, crashed)
                 log_event(
                     log,
                     "drained",

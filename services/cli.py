@@ -36,7 +36,7 @@ def _secrets(settings: Settings) -> list[str]:
 
 
 def _services(settings: Settings, names: Sequence[str]) -> int:
-    from .app import Pipeline, run_pipeline_services
+    from .app import RunPlan, run_plan
     from .shared.runtime import install_signal_handlers
 
     config = load_file_config(settings.config_file)
@@ -44,7 +44,7 @@ def _services(settings: Settings, names: Sequence[str]) -> int:
     async def go() -> None:
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await run_pipeline_services(Pipeline(settings, config, services=names), stop)
+        await run_plan(RunPlan(settings, config, services=names), stop)
 
     asyncio.run(go())
     return 0
@@ -70,7 +70,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _feeds(settings: Settings, args: argparse.Namespace) -> int:
-    from .fetcher.feeds import feeds_table, import_opml
+    from .fetcher.feed_list import feeds_table, import_opml
     from .fetcher.state import FeedStateStore
 
     if args.feeds_command == "import":
@@ -239,7 +239,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo",
         help="the whole pipeline on bundled replay feeds",
         description="Start the embedded broker and a loopback server replaying "
-        "bundled feeds from July 2025, run the pipeline, show each alert.",
+        "bundled feeds from July 2025, run the plan, show each alert.",
     )
     demo.add_argument("--follow", action="store_true", help="keep running after the replay")
     replay = sub.add_parser(

@@ -95,7 +95,7 @@ def make_consumer(
 ) -> AIOKafkaConsumer:
     """A group consumer with manual commits, reading from the earliest offset.
 
-    Offsets are committed by :func:`dohawatch.shared.pipeline.run_pipeline` only
+    Offsets are committed by :func:`dohawatch.shared.at_least_once.run_pipeline` only
     after the outputs of a batch are acknowledged (at least once).
     """
     return AIOKafkaConsumer(

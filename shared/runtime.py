@@ -13,11 +13,11 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from .at_least_once import BROKER_TIMEOUT_SECONDS
 from .kafka import Topics, make_producer
 from .logs import log_event
 from .metrics import BrokerMetrics, build_info
 from .ops import OpsServer, Readiness
-from .pipeline import BROKER_TIMEOUT_SECONDS
 from .settings import Settings
 from .watch import watch_broker
 

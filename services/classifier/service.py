@@ -16,12 +16,12 @@ from collections.abc import Sequence
 import pydantic_core
 from prometheus_client import CollectorRegistry, Counter
 
+from dohawatch.shared.at_least_once import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.codec import Outgoing, encode_classified
 from dohawatch.shared.events import SCHEMA_VERSION, ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import PipelineMetrics
-from dohawatch.shared.pipeline import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.runtime import ServiceContext, stop_within
 
 from .engine import Classification, Classifier

@@ -17,7 +17,7 @@ from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer
 
-from dohawatch.app import Pipeline, run_pipeline_services
+from dohawatch.app import RunPlan, run_plan
 from dohawatch.notifier.ledger import DeliveryLedger
 from dohawatch.notifier.sinks import format_alert
 from dohawatch.shared.codec import decode
@@ -149,7 +149,7 @@ async def run_demo(
         )
         # The replay's feeds, with the routes and alert rules of the configuration file.
         configured = load_file_config(settings.config_file)
-        pipeline = Pipeline(
+        plan = RunPlan(
             demo_settings,
             FileConfig(feeds=feeds, routes=configured.routes, alerts=configured.alerts),
         )
@@ -160,20 +160,20 @@ async def run_demo(
             f"http://127.0.0.1:{server.port}/, replayed one every {step}s",
             file=out,
         )
-        services = asyncio.create_task(run_pipeline_services(pipeline, stop))
+        services = asyncio.create_task(run_plan(plan, stop))
         await asyncio.wait(
-            [services, asyncio.create_task(pipeline.started.wait())],
+            [services, asyncio.create_task(plan.started.wait())],
             return_when=asyncio.FIRST_COMPLETED,
         )
         if services.done():
             server.stop()
             services.result()  # raises what stopped the pipeline
-        assert pipeline.bootstrap is not None
+        assert plan.bootstrap is not None
         activity = [time.monotonic()]
         tap_stop = asyncio.Event()
         tap = asyncio.create_task(
             _tap(
-                pipeline.bootstrap,
+                plan.bootstrap,
                 Topics.with_prefix(demo_settings.topic_prefix),
                 summary,
                 out,

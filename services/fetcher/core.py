@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 from dohawatch.shared import ids
 from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS, NewsItem
-from dohawatch.shared.headers import max_age_seconds, retry_after_seconds
+from dohawatch.shared.http_hints import max_age_seconds, retry_after_seconds
 from dohawatch.shared.settings import FeedConfig, Settings
 
 __all__ = [

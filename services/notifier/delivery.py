@@ -35,15 +35,15 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from dohawatch.shared.at_least_once import produce_and_wait
 from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.errors import BrokerError, SinkError
 from dohawatch.shared.events import Alert
 from dohawatch.shared.logs import log_event
-from dohawatch.shared.pipeline import produce_and_wait
 
-from .config import Route
 from .ledger import DeliveryLedger, Pending
 from .routes import due_at, matches, notify_reason, retry_delay
+from .wiring import Route
 
 __all__ = ["DeliveryMetrics", "DeliveryPolicy", "Dispatcher"]
 

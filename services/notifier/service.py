@@ -18,20 +18,20 @@ from datetime import UTC, datetime
 
 import httpx
 
+from dohawatch.shared.at_least_once import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import PipelineMetrics, package_version
-from dohawatch.shared.pipeline import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.runtime import ServiceContext, stop_within
 from dohawatch.shared.settings import RouteConfig, route_secrets
 
-from .config import Route, make_sink
 from .delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
 from .ledger import DeliveryLedger
 from .store import StoryStore
 from .stories import AlertRules, Story, decide
+from .wiring import Route, make_sink
 
 __all__ = ["AlertHandler", "run_notifier"]
 

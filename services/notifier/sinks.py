@@ -20,7 +20,7 @@ import httpx
 
 from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert
-from dohawatch.shared.headers import retry_after_seconds
+from dohawatch.shared.http_hints import retry_after_seconds
 
 from . import render
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from dohawatch.app import Pipeline, run_pipeline_services
+from dohawatch.app import RunPlan, run_plan
 from dohawatch.classifier import engine
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, evaluate
@@ -104,9 +104,9 @@ def rate(classify: object, items: list[tuple[str, str]]) -> float:
     return best
 
 
-def classified(pipeline: Pipeline) -> int:
+def classified(plan: RunPlan) -> int:
     """Items the pipeline's classifier has classified so far."""
-    ctx = pipeline.contexts.get("classifier")
+    ctx = plan.contexts.get("classifier")
     if ctx is None:
         return 0
     samples = (
@@ -143,13 +143,13 @@ async def service_rate(n: int) -> float:
             await producer.flush()
         finally:
             await producer.stop()
-        pipeline = Pipeline(settings, FileConfig(), services=["classifier"], routes=[])
+        plan = RunPlan(settings, FileConfig(), services=["classifier"], routes=[])
         stop = asyncio.Event()
-        task = asyncio.create_task(run_pipeline_services(pipeline, stop))
+        task = asyncio.create_task(run_plan(plan, stop))
         # Nothing else may share the core while the service works: watch its
         # counter, and read what it produced only once it is done.
         try:
-            while not task.done() and classified(pipeline) < n:  # noqa: ASYNC110 - a poll
+            while not task.done() and classified(plan) < n:  # noqa: ASYNC110 - a poll
                 await asyncio.sleep(0.25)
         finally:
             stop.set()

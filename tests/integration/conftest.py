@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from dohawatch.app import Pipeline, run_pipeline_services
+from dohawatch.app import RunPlan, run_plan
 from dohawatch.demo.feeds import ReplayServer, load_replay
 from dohawatch.shared.broker import EmbeddedBroker
 from dohawatch.shared.settings import FeedConfig, FileConfig, RouteConfig, Settings, load_settings
@@ -112,14 +112,14 @@ async def running(
     feeds: Sequence[FeedConfig] = (),
     services: Sequence[str] = ("fetcher", "classifier", "notifier"),
     routes: Sequence[RouteConfig] | None = (),
-) -> AsyncIterator[Pipeline]:
+) -> AsyncIterator[RunPlan]:
     """Run ``services`` as ``dohawatch run`` would; ``routes=None`` takes them from settings."""
-    pipeline = Pipeline(settings, FileConfig(feeds=tuple(feeds)), services=services, routes=routes)
+    plan = RunPlan(settings, FileConfig(feeds=tuple(feeds)), services=services, routes=routes)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_pipeline_services(pipeline, stop))
-    await asyncio.wait_for(pipeline.started.wait(), 10)
+    task = asyncio.create_task(run_plan(plan, stop))
+    await asyncio.wait_for(plan.started.wait(), 10)
     try:
-        yield pipeline
+        yield plan
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from dohawatch.app import Pipeline, run_pipeline_services
+from dohawatch.app import RunPlan, run_plan
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.broker import EmbeddedBroker
 from dohawatch.shared.codec import decode, encode
@@ -74,9 +74,9 @@ async def test_a_broker_back_empty_is_noticed_and_no_later_item_is_skipped(
     logs' ends are reset loudly, and every item sent after the restart is classified."""
     settings = configure(settings, kafka_check_interval_seconds=0.3)
     bootstrap = broker.bootstrap
-    async with running(settings, services=["classifier"]) as pipeline:
-        await until(lambda: "classifier" in pipeline.contexts)
-        port = pipeline.contexts["classifier"].ops_port
+    async with running(settings, services=["classifier"]) as plan:
+        await until(lambda: "classifier" in plan.contexts)
+        port = plan.contexts["classifier"].ops_port
         async with httpx.AsyncClient() as client:
             await ready(client, port, 200)
             await publish(bootstrap, [item(n) for n in range(12)])  # every partition moves on
@@ -163,20 +163,20 @@ async def test_a_graceful_stop_on_the_embedded_broker_loses_no_fetched_item(
         FeedConfig(url=feed_server.url(slug), name=o["name"])
         for slug, o in feed_server.outlets.items()
     )
-    pipeline = Pipeline(settings, FileConfig(feeds=feeds), routes=())
+    plan = RunPlan(settings, FileConfig(feeds=feeds), routes=())
     stop = asyncio.Event()
-    task = asyncio.create_task(run_pipeline_services(pipeline, stop))
+    task = asyncio.create_task(run_plan(plan, stop))
     await until(
         lambda: (
-            "fetcher" in pipeline.contexts
-            and _total(pipeline.contexts["fetcher"], "dohawatch_fetch_items_total")
+            "fetcher" in plan.contexts
+            and _total(plan.contexts["fetcher"], "dohawatch_fetch_items_total")
             == len(feed_server.items)
         ),
         seconds=30,
     )
     stop.set()
     await asyncio.wait_for(task, 60)
-    classifier, notifier = pipeline.contexts["classifier"], pipeline.contexts["notifier"]
+    classifier, notifier = plan.contexts["classifier"], plan.contexts["notifier"]
     raw, classified = TOPICS.raw, TOPICS.classified
     consumed = "dohawatch_messages_consumed_total"
     assert _total(classifier, consumed, topic=raw) == len(feed_server.items)
@@ -195,9 +195,9 @@ async def test_a_service_stops_within_its_bound_when_the_broker_is_gone(
     """With the broker killed under it, a stopping classifier and notifier finish within
     half a minute (a batch in flight and each Kafka client get 5 s), instead of hanging."""
     bootstrap = broker.bootstrap
-    pipeline = Pipeline(settings, FileConfig(), services=["classifier", "notifier"], routes=())
+    plan = RunPlan(settings, FileConfig(), services=["classifier", "notifier"], routes=())
     stop = asyncio.Event()
-    task = asyncio.create_task(run_pipeline_services(pipeline, stop))
+    task = asyncio.create_task(run_plan(plan, stop))
     await publish(bootstrap, [item(n) for n in range(3)])
     await read_topic(bootstrap, TOPICS.classified, 3)
     await broker.stop()
@@ -205,6 +205,6 @@ async def test_a_service_stops_within_its_bound_when_the_broker_is_gone(
     started = asyncio.get_running_loop().time()
     await asyncio.wait_for(task, 60)
     took = asyncio.get_running_loop().time() - started
-    del pipeline, task
+    del plan, task
     gc.collect()
     assert took < 30

@@ -20,7 +20,7 @@ import pytest
 import trustme
 from aiokafka import AIOKafkaProducer
 
-from dohawatch.app import Pipeline
+from dohawatch.app import RunPlan
 from dohawatch.notifier import render
 from dohawatch.shared.codec import decode, encode, header
 from dohawatch.shared.events import Alert, ClassifiedItem, EvidenceSpan, NewsItem, TaggedEvent
@@ -91,7 +91,7 @@ def with_sinks(
     )
 
 
-def notifier(settings: Settings) -> contextlib.AbstractAsyncContextManager[Pipeline]:
+def notifier(settings: Settings) -> contextlib.AbstractAsyncContextManager[RunPlan]:
     """The notifier alone, with the routes its settings imply."""
     return running(settings, services=["notifier"], routes=None)
 
@@ -156,11 +156,11 @@ async def test_slack_429_500_and_a_timeout_are_retried_until_delivered(
         Answer(200, delay=2.0),  # slower than the client's timeout: not accepted
     ]
     settings = with_sinks(settings, slack, mailbox, delivery_timeout_seconds=0.5)
-    async with notifier(settings) as pipeline:
+    async with notifier(settings) as plan:
         await publish(settings.kafka_bootstrap_servers or "", [report(1)])
         await until(lambda: len(slack.requests) == 4 and slack.requests[3].status == 200)
         async with httpx.AsyncClient() as client:
-            ops = pipeline.contexts["notifier"].ops_port
+            ops = plan.contexts["notifier"].ops_port
             metrics = (await client.get(f"http://127.0.0.1:{ops}/metrics")).text
     # The third answer came after the client had given up, so the message was sent
     # again: the window, documented in the ledger, of a request whose answer is lost.

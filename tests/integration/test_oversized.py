@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from dohawatch.shared.at_least_once import DEADLETTER_BODY_BYTES, produce_and_wait
 from dohawatch.shared.codec import Outgoing, decode, encode, header
 from dohawatch.shared.events import Alert, ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.pipeline import DEADLETTER_BODY_BYTES, produce_and_wait
 from dohawatch.shared.settings import Settings
 
 from .conftest import read_topic, running

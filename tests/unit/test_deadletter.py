@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiokafka.structs import ConsumerRecord
 
+from dohawatch.shared.at_least_once import DEADLETTER_BODY_BYTES, deadletter
 from dohawatch.shared.codec import header
 from dohawatch.shared.errors import DecodeError
-from dohawatch.shared.pipeline import DEADLETTER_BODY_BYTES, deadletter
 
 
 def record(key: bytes | None, value: bytes | None) -> ConsumerRecord[bytes | None, bytes | None]:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from dohawatch.notifier.config import Route
 from dohawatch.notifier.delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
 from dohawatch.notifier.ledger import DeliveryLedger
+from dohawatch.notifier.wiring import Route
 from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert, AlertSource
 from dohawatch.shared.settings import RouteConfig

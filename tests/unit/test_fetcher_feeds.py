@@ -10,7 +10,7 @@ import yaml
 
 from dohawatch.cli import main
 from dohawatch.fetcher.core import FeedState
-from dohawatch.fetcher.feeds import feeds_table, import_opml
+from dohawatch.fetcher.feed_list import feeds_table, import_opml
 from dohawatch.fetcher.state import FeedStateStore
 from dohawatch.shared.errors import ConfigError
 from dohawatch.shared.settings import FeedConfig, FileConfig

@@ -11,8 +11,8 @@ import pytest
 from pydantic import SecretStr
 
 from dohawatch.cli import _secrets
-from dohawatch.notifier.config import make_sink, route_configs
 from dohawatch.notifier.sinks import EmailSink, SlackWebhookSink, WebhookSink
+from dohawatch.notifier.wiring import make_sink, route_configs
 from dohawatch.shared.errors import ConfigError
 from dohawatch.shared.logs import configure_logging
 from dohawatch.shared.settings import (

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from dohawatch.notifier import render
 from dohawatch.shared.events import EvidenceSpan, Severity
-from dohawatch.shared.headers import retry_after_seconds
+from dohawatch.shared.http_hints import retry_after_seconds
 
 from .test_routes import alert
 from .test_stories import NOW
