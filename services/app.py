@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from dohawatch.shared.broker import broker_settings, kafka_bootstrap
+from dohawatch.shared.config_file import AlertConfig, FileConfig, RouteConfig
 from dohawatch.shared.errors import BrokerError
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.runtime import ServiceContext, service_context
-from dohawatch.shared.settings import AlertConfig, FileConfig, RouteConfig, Settings
+from dohawatch.shared.settings import Settings
 
 from .classifier.engine import Classifier
 from .classifier.pack import load_pack

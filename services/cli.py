@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from .shared.config_file import load_file_config, route_secrets
 from .shared.errors import DohawatchError
 from .shared.logs import configure_logging
 from .shared.metrics import package_version
-from .shared.settings import Settings, load_file_config, load_settings, route_secrets
+from .shared.settings import Settings, load_settings
 
 log = logging.getLogger("dohawatch")
 

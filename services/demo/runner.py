@@ -21,9 +21,10 @@ from dohawatch.app import RunPlan, run_plan
 from dohawatch.notifier.ledger import DeliveryLedger
 from dohawatch.notifier.sinks import format_alert
 from dohawatch.shared.codec import decode
+from dohawatch.shared.config_file import FeedConfig, FileConfig, load_file_config
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.settings import FeedConfig, FileConfig, Settings, load_file_config
+from dohawatch.shared.settings import Settings
 
 from .feeds import ReplayServer, load_replay
 

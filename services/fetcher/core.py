@@ -46,10 +46,11 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from dohawatch.shared import ids
+from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS, NewsItem
 from dohawatch.shared.http_hints import max_age_seconds, retry_after_seconds
-from dohawatch.shared.settings import FeedConfig, Settings
+from dohawatch.shared.settings import Settings
 
 __all__ = [
     "Entry",

@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 from lxml import etree
 
+from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.errors import ConfigError
-from dohawatch.shared.settings import FeedConfig
 
 from .core import FeedState
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from dohawatch.shared.codec import Outgoing, encode
+from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.errors import FeedError
-from dohawatch.shared.settings import FeedConfig
 
 from .core import FeedState, ParsedFeed, PollDecision, Reply, Schedule, after_response
 from .parse import parse_feed

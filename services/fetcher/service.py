@@ -33,11 +33,12 @@ import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from dohawatch.shared.at_least_once import produce_and_wait
+from dohawatch.shared.config_file import FeedConfig, load_file_config
 from dohawatch.shared.errors import ConfigError, FeedError
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext
-from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
+from dohawatch.shared.settings import Settings
 
 from .core import (
     FeedState,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from dohawatch.shared.config_file import QuietHours, RouteConfig
 from dohawatch.shared.events import Alert
-from dohawatch.shared.settings import QuietHours, RouteConfig
 
 from .stories import outlet_count
 

@@ -20,12 +20,12 @@ import httpx
 
 from dohawatch.shared.at_least_once import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.codec import Outgoing, encode
+from dohawatch.shared.config_file import RouteConfig, route_secrets
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import PipelineMetrics, package_version
 from dohawatch.shared.runtime import ServiceContext, stop_within
-from dohawatch.shared.settings import RouteConfig, route_secrets
 
 from .delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
 from .ledger import DeliveryLedger

@@ -10,8 +10,9 @@ from typing import assert_never
 import httpx
 from pydantic import SecretStr
 
+from dohawatch.shared.config_file import FileConfig, RouteConfig, route_secrets
 from dohawatch.shared.errors import ConfigError
-from dohawatch.shared.settings import FileConfig, RouteConfig, Settings, route_secrets
+from dohawatch.shared.settings import Settings
 
 from .sinks import ConsoleSink, EmailSink, Sink, SlackBotSink, SlackWebhookSink, WebhookSink
 

@@ -26,9 +26,9 @@ from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, evaluate
 from dohawatch.classifier.pack import load_pack
 from dohawatch.shared.codec import encode
+from dohawatch.shared.config_file import FileConfig
 from dohawatch.shared.events import NewsItem
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.settings import FileConfig
 
 from . import on_embedded_broker, pin_to_one_core
 

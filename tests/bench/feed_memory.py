@@ -19,7 +19,8 @@ from pathlib import Path
 
 from dohawatch.fetcher.core import FeedState, Reply, Schedule
 from dohawatch.fetcher.reading import read_body
-from dohawatch.shared.settings import FeedConfig, load_settings
+from dohawatch.shared.config_file import FeedConfig
+from dohawatch.shared.settings import load_settings
 
 OUT = Path(__file__).resolve().parents[2] / ".bench"
 SIZES = (1_000, 20_000, 118_000)  # the last fills the default 10 MiB body cap

@@ -34,9 +34,9 @@ from dohawatch.fetcher.http import AddressPolicy, HostGate
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
 from dohawatch.fetcher.state import FeedStateStore
 from dohawatch.fetcher.transport import feed_client
+from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.runtime import service_context
-from dohawatch.shared.settings import FeedConfig
 
 from . import on_embedded_broker, pin_to_one_core, unpin
 

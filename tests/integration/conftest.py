@@ -15,7 +15,8 @@ from aiokafka import AIOKafkaConsumer
 from dohawatch.app import RunPlan, run_plan
 from dohawatch.demo.feeds import ReplayServer, load_replay
 from dohawatch.shared.broker import EmbeddedBroker
-from dohawatch.shared.settings import FeedConfig, FileConfig, RouteConfig, Settings, load_settings
+from dohawatch.shared.config_file import FeedConfig, FileConfig, RouteConfig
+from dohawatch.shared.settings import Settings, load_settings
 
 from .servers import Mailbox, SlackServer
 

@@ -22,10 +22,11 @@ from dohawatch.app import RunPlan, run_plan
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.broker import EmbeddedBroker
 from dohawatch.shared.codec import decode, encode
+from dohawatch.shared.config_file import FeedConfig, FileConfig
 from dohawatch.shared.events import ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import Topics
 from dohawatch.shared.runtime import ServiceContext
-from dohawatch.shared.settings import FeedConfig, FileConfig, Settings, load_settings
+from dohawatch.shared.settings import Settings, load_settings
 
 from .conftest import configure, free_port, read_topic, running, until
 

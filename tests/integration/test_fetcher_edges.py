@@ -24,10 +24,11 @@ from dohawatch.fetcher.http import AddressPolicy, FetchResult, HostGate, fetch
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher
 from dohawatch.fetcher.state import FeedStateStore
 from dohawatch.fetcher.transport import feed_client
+from dohawatch.shared.config_file import FeedConfig, load_file_config
 from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, NewsItem
 from dohawatch.shared.runtime import ServiceContext, service_context
-from dohawatch.shared.settings import FeedConfig, Settings, load_file_config
+from dohawatch.shared.settings import Settings
 
 from .conftest import configure, read_topic, until
 from .servers import Answer, ScriptedServer, ShortLengthServer

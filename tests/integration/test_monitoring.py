@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from dohawatch.demo.feeds import ReplayServer
-from dohawatch.shared.settings import FeedConfig, Settings
+from dohawatch.shared.config_file import FeedConfig
+from dohawatch.shared.settings import Settings
 
 from ..unit.test_monitoring import DASHBOARD, PROMETHEUS
 from .conftest import configure, free_port, running, until

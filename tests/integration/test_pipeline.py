@@ -11,9 +11,10 @@ from aiokafka import AIOKafkaProducer
 
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.codec import decode, encode, header
+from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.events import Alert, ClassifiedItem, NewsItem, Severity
 from dohawatch.shared.kafka import Topics
-from dohawatch.shared.settings import FeedConfig, Settings
+from dohawatch.shared.settings import Settings
 
 from .conftest import read_topic, running
 

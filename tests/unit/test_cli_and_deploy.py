@@ -13,7 +13,8 @@ import yaml
 
 from dohawatch.cli import _parser
 from dohawatch.demo.feeds import load_replay
-from dohawatch.shared.settings import ENV_PREFIX, Settings, load_file_config
+from dohawatch.shared.config_file import load_file_config
+from dohawatch.shared.settings import ENV_PREFIX, Settings
 
 ROOT = Path(__file__).parents[2]
 

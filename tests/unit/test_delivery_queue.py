@@ -14,9 +14,9 @@ from prometheus_client import CollectorRegistry
 from dohawatch.notifier.delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
 from dohawatch.notifier.ledger import DeliveryLedger
 from dohawatch.notifier.wiring import Route
+from dohawatch.shared.config_file import RouteConfig
 from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert, AlertSource
-from dohawatch.shared.settings import RouteConfig
 
 from .test_routes import alert
 

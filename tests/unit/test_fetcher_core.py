@@ -31,9 +31,10 @@ from dohawatch.fetcher.core import (
     next_interval,
 )
 from dohawatch.fetcher.parse import parse_feed, plain_text
+from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, TITLE_CHARS
-from dohawatch.shared.settings import FeedConfig, load_settings
+from dohawatch.shared.settings import load_settings
 
 NOW = datetime(2025, 7, 24, 18, tzinfo=UTC)
 FEED = FeedConfig(url="https://a.example/feed.xml", name="A", tags=("wire",))

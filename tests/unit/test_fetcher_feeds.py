@@ -12,8 +12,8 @@ from dohawatch.cli import main
 from dohawatch.fetcher.core import FeedState
 from dohawatch.fetcher.feed_list import feeds_table, import_opml
 from dohawatch.fetcher.state import FeedStateStore
+from dohawatch.shared.config_file import FeedConfig, FileConfig
 from dohawatch.shared.errors import ConfigError
-from dohawatch.shared.settings import FeedConfig, FileConfig
 
 OPML = """<?xml version="1.0"?>
 <opml version="2.0"><head><title>desk</title></head><body>

@@ -16,8 +16,8 @@ from dohawatch.fetcher.core import FeedState, Reply, Schedule
 from dohawatch.fetcher.http import ends_a_document
 from dohawatch.fetcher.parse import parse_feed
 from dohawatch.fetcher.reading import Read, read_body
+from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.errors import FeedError
-from dohawatch.shared.settings import FeedConfig
 
 NOW = datetime(2025, 7, 24, 18, tzinfo=UTC)
 FEED = FeedConfig(url="https://a.example/feed.xml", name="A")

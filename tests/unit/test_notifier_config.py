@@ -13,17 +13,10 @@ from pydantic import SecretStr
 from dohawatch.cli import _secrets
 from dohawatch.notifier.sinks import EmailSink, SlackWebhookSink, WebhookSink
 from dohawatch.notifier.wiring import make_sink, route_configs
+from dohawatch.shared.config_file import FileConfig, RouteConfig, load_file_config, route_secrets
 from dohawatch.shared.errors import ConfigError
 from dohawatch.shared.logs import configure_logging
-from dohawatch.shared.settings import (
-    ENV_PREFIX,
-    FileConfig,
-    RouteConfig,
-    Settings,
-    load_file_config,
-    load_settings,
-    route_secrets,
-)
+from dohawatch.shared.settings import ENV_PREFIX, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

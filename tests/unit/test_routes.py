@@ -17,8 +17,8 @@ from dohawatch.notifier.routes import (
     retry_delay,
 )
 from dohawatch.notifier.stories import AlertRules, decide
+from dohawatch.shared.config_file import QuietHours, RouteConfig
 from dohawatch.shared.events import Alert, AlertSource, Severity
-from dohawatch.shared.settings import QuietHours, RouteConfig
 
 from .test_stories import NOW, classified
 
