@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from . import ids
 from .errors import DecodeError
 from .events import Alert, ClassifiedItem, NewsItem
 
@@ -77,7 +78,7 @@ _KINDS: dict[type[BaseModel], _Kind] = {
     Alert: _Kind(
         "dohawatch.alert",
         "/dohawatch/notifier",
-        lambda e: f"{_alert(e).alert_id}.r{_alert(e).revision}",
+        lambda e: ids.revision_id(_alert(e).alert_id, _alert(e).revision),
         lambda e: _alert(e).updated_at,
         lambda e: _alert(e).story_key,
     ),

@@ -14,7 +14,7 @@ import json
 from datetime import date
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["alert_id", "content_hash", "item_id", "normalize_link", "story_key"]
+__all__ = ["alert_id", "content_hash", "item_id", "normalize_link", "revision_id", "story_key"]
 
 _ITEM_SCHEME = 1
 _STORY_SCHEME = 1
@@ -111,3 +111,10 @@ def alert_id(story: str, generation: int = 1) -> str:
 def content_hash(data: bytes) -> str:
     """Return a hex digest of ``data``, used to skip re-parsing an unchanged body."""
     return hashlib.sha256(data).hexdigest()
+
+
+def revision_id(alert_id: str, revision: int) -> str:
+    """The id of one revision of an alert, ``al1-….r3``: its CloudEvents id on the
+    alerts topic, the key webhook receivers deduplicate by, and the stem of its
+    mail's ``Message-ID``."""
+    return f"{alert_id}.r{revision}"

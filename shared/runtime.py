@@ -8,15 +8,17 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 
-from .at_least_once import BROKER_TIMEOUT_SECONDS
-from .kafka import Topics, make_producer
+from .at_least_once import BROKER_TIMEOUT_SECONDS, BatchHandler, run_pipeline
+from .kafka import Topics, make_consumer, make_producer
 from .logs import log_event
-from .metrics import BrokerMetrics, build_info
+from .metrics import BrokerMetrics, PipelineMetrics, build_info
 from .ops import OpsServer, Readiness
 from .settings import Settings
 from .watch import watch_broker
@@ -24,10 +26,13 @@ from .watch import watch_broker
 __all__ = [
     "SHUTDOWN_SECONDS",
     "ServiceContext",
+    "consume",
     "install_signal_handlers",
     "service_context",
     "stop_within",
 ]
+
+T = TypeVar("T", bound=BaseModel)
 
 SHUTDOWN_SECONDS = 5.0
 """How long stopping a Kafka client may take; a service stops within a few of these."""
@@ -115,3 +120,35 @@ async def stop_within(closing: Awaitable[None], what: str) -> None:
         log_event(
             log, "stop_failed", level=logging.WARNING, status="error", client=what, error=repr(exc)
         )
+
+
+async def consume(
+    ctx: ServiceContext, *, group: str, topic: str, model: type[T], handler: BatchHandler[T]
+) -> None:
+    """A consuming service's life: join ``group`` on ``topic``, report ready, run
+    the at-least-once loop until ``ctx.stop`` is set, then report not ready and
+    leave the group within ``SHUTDOWN_SECONDS``.
+
+    Raises:
+        TimeoutError: the consumer did not start within ``BROKER_TIMEOUT_SECONDS``.
+        BrokerError: producing failed (see :func:`~.at_least_once.run_pipeline`).
+    """
+    consumer = make_consumer(ctx.settings, ctx.bootstrap, group)
+    await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
+    ctx.readiness.set("kafka")
+    try:
+        await run_pipeline(
+            consumer,
+            ctx.producer,
+            service=ctx.name,
+            topics=[topic],
+            model=model,
+            handler=handler,
+            deadletter_topic=ctx.topics.deadletter,
+            metrics=PipelineMetrics(ctx.registry),
+            stop=ctx.stop,
+            max_records=ctx.settings.kafka_max_poll_records,
+        )
+    finally:
+        ctx.readiness.set("kafka", False)
+        await stop_within(consumer.stop(), f"{ctx.name} consumer")

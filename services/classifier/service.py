@@ -9,20 +9,16 @@ and dashboards see the whole flow; the notifier ignores them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 import pydantic_core
 from prometheus_client import CollectorRegistry, Counter
 
-from dohawatch.shared.at_least_once import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.codec import Outgoing, encode_classified
 from dohawatch.shared.events import SCHEMA_VERSION, ClassifiedItem, NewsItem
-from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
-from dohawatch.shared.metrics import PipelineMetrics
-from dohawatch.shared.runtime import ServiceContext, stop_within
+from dohawatch.shared.runtime import ServiceContext, consume
 
 from .engine import Classification, Classifier
 
@@ -118,22 +114,5 @@ class ClassifyHandler:
 
 async def run_classifier(ctx: ServiceContext, classifier: Classifier) -> None:
     """Classify until ``ctx.stop`` is set."""
-    consumer = make_consumer(ctx.settings, ctx.bootstrap, GROUP_ID)
-    await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
-    ctx.readiness.set("kafka")
-    try:
-        await run_pipeline(
-            consumer,
-            ctx.producer,
-            service="classifier",
-            topics=[ctx.topics.raw],
-            model=NewsItem,
-            handler=ClassifyHandler(classifier, ctx.topics.classified, ctx.registry),
-            deadletter_topic=ctx.topics.deadletter,
-            metrics=PipelineMetrics(ctx.registry),
-            stop=ctx.stop,
-            max_records=ctx.settings.kafka_max_poll_records,
-        )
-    finally:
-        ctx.readiness.set("kafka", False)
-        await stop_within(consumer.stop(), "classifier consumer")
+    handler = ClassifyHandler(classifier, ctx.topics.classified, ctx.registry)
+    await consume(ctx, group=GROUP_ID, topic=ctx.topics.raw, model=NewsItem, handler=handler)

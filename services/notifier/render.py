@@ -18,12 +18,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
 
+from dohawatch.shared import ids
 from dohawatch.shared.events import Alert
 
 from .stories import outlet_count
 
 __all__ = [
-    "delivery_key",
     "email_digest",
     "email_message",
     "message_id",
@@ -60,11 +60,6 @@ def reason_text(reason: str) -> str:
     if reason.startswith("outlets>="):
         return f"Now reported by {reason.removeprefix('outlets>=')}+ outlets"
     return reason
-
-
-def delivery_key(alert: Alert) -> str:
-    """The id of one revision, for receivers that deduplicate."""
-    return f"{alert.alert_id}.r{alert.revision}"
 
 
 def _one_line(text: str, limit: int | None = None) -> str:
@@ -184,7 +179,7 @@ def slack_digest(alerts: Sequence[Alert]) -> dict[str, Any]:
 def message_id(alert: Alert, route: str, sender: str) -> str:
     """The ``Message-ID`` of a revision's mail: deterministic, so a resend is recognisable."""
     domain = parseaddr(sender)[1].rpartition("@")[2] or "dohawatch.invalid"
-    return f"<{alert.alert_id}.r{alert.revision}.{route}@{domain}>"
+    return f"<{ids.revision_id(alert.alert_id, alert.revision)}.{route}@{domain}>"
 
 
 def _subject(alert: Alert) -> str:
@@ -251,7 +246,7 @@ def email_message(
     if thread_root:
         msg["In-Reply-To"] = thread_root
         msg["References"] = thread_root
-    msg["X-Dohawatch-Alert"] = delivery_key(alert)
+    msg["X-Dohawatch-Alert"] = ids.revision_id(alert.alert_id, alert.revision)
     msg["X-Dohawatch-Severity"] = alert.severity.value
     if alert.severity.rank >= 3:
         msg["Importance"] = "high"

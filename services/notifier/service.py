@@ -18,14 +18,12 @@ from datetime import UTC, datetime
 
 import httpx
 
-from dohawatch.shared.at_least_once import BROKER_TIMEOUT_SECONDS, run_pipeline
 from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.config_file import RouteConfig, route_secrets
 from dohawatch.shared.events import Alert, ClassifiedItem
-from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
-from dohawatch.shared.metrics import PipelineMetrics, package_version
-from dohawatch.shared.runtime import ServiceContext, stop_within
+from dohawatch.shared.metrics import package_version
+from dohawatch.shared.runtime import ServiceContext, consume
 
 from .delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
 from .ledger import DeliveryLedger
@@ -133,28 +131,19 @@ async def run_notifier(
             DeliveryMetrics(ctx.registry),
         )
         log_event(log, "routes", status="ok", routes=",".join(r.name for r in routes) or "none")
-        consumer = make_consumer(settings, ctx.bootstrap, GROUP_ID)
-        await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
-        ctx.readiness.set("kafka")
         delivering = asyncio.create_task(dispatcher.run(ctx.stop), name="delivery")
         delivering.add_done_callback(_stop_on_crash(ctx.stop))
         try:
-            await run_pipeline(
-                consumer,
-                ctx.producer,
-                service="notifier",
-                topics=[ctx.topics.classified],
+            handler = AlertHandler(rules, store, dispatcher, ctx.topics.alerts)
+            await consume(
+                ctx,
+                group=GROUP_ID,
+                topic=ctx.topics.classified,
                 model=ClassifiedItem,
-                handler=AlertHandler(rules, store, dispatcher, ctx.topics.alerts),
-                deadletter_topic=ctx.topics.deadletter,
-                metrics=PipelineMetrics(ctx.registry),
-                stop=ctx.stop,
-                max_records=ctx.settings.kafka_max_poll_records,
+                handler=handler,
             )
         finally:
-            ctx.readiness.set("kafka", False)
             ctx.stop.set()
-            await stop_within(consumer.stop(), "notifier consumer")
             await delivering
             store.close()
             ledger.close()

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TextIO
 import aiosmtplib
 import httpx
 
+from dohawatch.shared import ids
 from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert
 from dohawatch.shared.http_hints import retry_after_seconds
@@ -217,7 +218,7 @@ class WebhookSink:
 
     async def send(self, alert: Alert, reason: str, thread: str | None) -> str | None:
         body = render.webhook_body(self.route, reason, [alert], digest=False)
-        await self._deliver(body, render.delivery_key(alert))
+        await self._deliver(body, ids.revision_id(alert.alert_id, alert.revision))
         return None
 
     async def send_digest(self, alerts: Sequence[Alert], digest_id: str) -> None:

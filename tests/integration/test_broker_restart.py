@@ -27,8 +27,9 @@ from dohawatch.shared.events import ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import Topics
 from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import Settings, load_settings
+from tests.factories import until
 
-from .conftest import configure, free_port, read_topic, running, until
+from .conftest import configure, free_port, read_topic, running
 
 pytestmark = pytest.mark.integration
 TOPICS = Topics.with_prefix("dohawatch.")

@@ -26,8 +26,9 @@ from dohawatch.shared.codec import decode, encode, header
 from dohawatch.shared.events import Alert, ClassifiedItem, EvidenceSpan, NewsItem, TaggedEvent
 from dohawatch.shared.kafka import Topics
 from dohawatch.shared.settings import Settings
+from tests.factories import until
 
-from .conftest import configure, read_topic, running, until
+from .conftest import configure, read_topic, running
 from .servers import Answer, Mailbox, SlackServer
 
 pytestmark = pytest.mark.integration

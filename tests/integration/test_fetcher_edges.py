@@ -29,8 +29,9 @@ from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, NewsItem
 from dohawatch.shared.runtime import ServiceContext, service_context
 from dohawatch.shared.settings import Settings
+from tests.factories import until
 
-from .conftest import configure, read_topic, until
+from .conftest import configure, read_topic
 from .servers import Answer, ScriptedServer, ShortLengthServer
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,10 @@ import yaml
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.settings import Settings
+from tests.factories import until
 
 from ..unit.test_monitoring import DASHBOARD, PROMETHEUS
-from .conftest import configure, free_port, running, until
+from .conftest import configure, free_port, running
 from .servers import Mailbox, SlackServer
 
 pytestmark = pytest.mark.integration

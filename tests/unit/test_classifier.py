@@ -28,11 +28,6 @@ CORPUS = ROOT / "tests" / "data" / "dev-corpus.jsonl"
 HOLDOUT = CORPUS.with_suffix(".holdout")
 
 
-@pytest.fixture(scope="module")
-def doha() -> Classifier:
-    return Classifier(load_pack("doha-talks"))
-
-
 def events(c: Classifier, title: str, summary: str = "") -> set[str]:
     return {e.type for e in c.classify(title, summary).events}
 

@@ -17,6 +17,7 @@ from dohawatch.notifier.wiring import Route
 from dohawatch.shared.config_file import RouteConfig
 from dohawatch.shared.errors import SinkError
 from dohawatch.shared.events import Alert, AlertSource
+from tests.factories import until
 
 from .test_routes import alert
 
@@ -44,14 +45,6 @@ def with_sources(a: Alert, n: int, revision: int) -> Alert:
         for i in range(n)
     )
     return a.model_copy(update={"sources": sources, "revision": revision})
-
-
-async def until(condition: object, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.01)):
-        if condition():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("not true in time")
 
 
 async def test_a_digest_waits_for_its_boundary_and_sends_the_latest_revisions(

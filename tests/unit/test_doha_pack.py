@@ -6,12 +6,6 @@ from __future__ import annotations
 import pytest
 
 from dohawatch.classifier.engine import Classifier
-from dohawatch.classifier.pack import load_pack
-
-
-@pytest.fixture(scope="module")
-def doha() -> Classifier:
-    return Classifier(load_pack("doha-talks"))
 
 
 def _types(c: Classifier, title: str, summary: str = "") -> set[str]:
