@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.runtime import ServiceContext, service_context
 from dohawatch.shared.settings import Settings
+from dohawatch.shared.tasks import first_failure, until_first
 
 from .classifier.engine import Classifier
 from .classifier.pack import load_pack
@@ -161,11 +161,9 @@ async def run_plan(plan: RunPlan, stop: asyncio.Event) -> None:
             for name in plan.services
         ]
         plan.started.set()
-        stopper = asyncio.create_task(stop.wait())
         try:
-            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task is not stopper and task.exception():
+            for task in await until_first(tasks, stop):
+                if task.exception():
                     crashed.set()
                     log_event(
                         log,
@@ -194,11 +192,7 @@ async def run_plan(plan: RunPlan, stop: asyncio.Event) -> None:
             for event in stops.values():
                 event.set()
             await asyncio.gather(*tasks, return_exceptions=True)
-            stopper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await stopper
-        for task in tasks:
-            if task.exception():
-                raise task.exception()  # type: ignore[misc]
+        if failure := first_failure(tasks):
+            raise failure
         if broker_exit:
             raise BrokerError(f"the embedded broker exited with {broker_exit[0]}")

@@ -39,6 +39,7 @@ from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import Settings
+from dohawatch.shared.tasks import first_failure, until_first
 
 from .core import (
     FeedState,
@@ -363,14 +364,9 @@ async def _supervise(ctx: ServiceContext, poller: Poller, feeds: tuple[FeedConfi
                 loops[new] = asyncio.create_task(
                     _feed_loop(ctx, poller, new, offsets[new.url]), name=new.name
                 )
-            waiters = [asyncio.create_task(e.wait()) for e in (reload, ctx.stop)]
             running = [t for t in loops.values() if not t.done()]  # a gone (410) feed ends
-            done, _ = await asyncio.wait([*waiters, *running], return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters:
-                waiter.cancel()
-            for task in done:
-                if task not in waiters and not task.cancelled() and task.exception():
-                    raise task.exception()  # type: ignore[misc]
+            if failure := first_failure(await until_first(running, reload, ctx.stop)):
+                raise failure
             if ctx.stop.is_set():
                 return
             if reload.is_set():
