@@ -77,7 +77,7 @@ class RouteConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Also the metrics label.")
-    sink: Literal["slack", "slack-bot", "email", "webhook", "console"]
+    sink: Literal["slack", "slack-bot", "email", "webhook", "apprise", "console"]
     event_types: tuple[str, ...] = Field((), description="Only these types; empty means all.")
     min_severity: Severity = Severity.INFO
     keywords: tuple[str, ...] = Field(
@@ -95,7 +95,9 @@ class RouteConfig(BaseModel):
     channel: str | None = Field(None, description="slack-bot: channel id.")
     to: tuple[str, ...] = Field((), description="email: recipients instead of smtp_to.")
     url: str | None = Field(None, pattern=r"^https?://", description="webhook: a URL, no secret.")
-    url_env: str | None = Field(None, description="slack, webhook: variable holding the URL.")
+    url_env: str | None = Field(
+        None, description="slack, webhook, apprise: variable holding the URL."
+    )
     secret_env: str | None = Field(None, description="webhook: variable holding the HMAC key.")
 
     @property

@@ -24,6 +24,9 @@ from dohawatch.shared.events import Alert
 from .stories import outlet_count
 
 __all__ = [
+    "alert_text",
+    "digest_subject",
+    "digest_text",
     "email_digest",
     "email_message",
     "message_id",
@@ -32,6 +35,7 @@ __all__ = [
     "slack_digest",
     "slack_escape",
     "slack_message",
+    "subject",
     "verify",
     "webhook_body",
 ]
@@ -182,7 +186,8 @@ def message_id(alert: Alert, route: str, sender: str) -> str:
     return f"<{ids.revision_id(alert.alert_id, alert.revision)}.{route}@{domain}>"
 
 
-def _subject(alert: Alert) -> str:
+def subject(alert: Alert) -> str:
+    """A one-line title for a revision, the same for every revision of a story."""
     # Stable across revisions (severity and counts change, the story does not),
     # so mail clients that thread by subject agree with the References header.
     return _one_line(f"[dohawatch] {label(alert.event_type)}: {alert.headline}", 200)
@@ -208,7 +213,8 @@ def _alert_html(alert: Alert, reason: str) -> str:
     )
 
 
-def _alert_text(alert: Alert, reason: str) -> str:
+def alert_text(alert: Alert, reason: str) -> str:
+    """One revision as plain text: headline, why it is news, summary, evidence, sources."""
     lines = [alert.headline, _summary_line(alert, reason), "", alert.summary]
     if alert.evidence:
         lines += ["", "Why: " + " … ".join(f'"{e.text}"' for e in alert.evidence)]
@@ -238,7 +244,7 @@ def email_message(
             the first.
     """
     msg = EmailMessage()
-    msg["Subject"] = ("Re: " if thread_root else "") + _subject(alert)
+    msg["Subject"] = ("Re: " if thread_root else "") + subject(alert)
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(alert.updated_at)
@@ -250,18 +256,32 @@ def email_message(
     msg["X-Dohawatch-Severity"] = alert.severity.value
     if alert.severity.rank >= 3:
         msg["Importance"] = "high"
-    msg.set_content(_alert_text(alert, reason))
+    msg.set_content(alert_text(alert, reason))
     msg.add_alternative(f"<html><body>{_alert_html(alert, reason)}</body></html>", subtype="html")
     return msg
+
+
+def _most_severe_first(alerts: Sequence[Alert]) -> list[Alert]:
+    return sorted(alerts, key=lambda a: (-a.severity.rank, a.first_seen))
+
+
+def digest_subject(alerts: Sequence[Alert]) -> str:
+    """The title of a digest of ``alerts``."""
+    return f"[dohawatch] digest: {len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+
+
+def digest_text(alerts: Sequence[Alert]) -> str:
+    """Several alerts as plain text, most severe first."""
+    return "\n\n".join(alert_text(a, "new") for a in _most_severe_first(alerts))
 
 
 def email_digest(
     alerts: Sequence[Alert], *, sender: str, recipients: Sequence[str], digest_id: str
 ) -> EmailMessage:
     """One mail listing several alerts, most severe first."""
-    ordered = sorted(alerts, key=lambda a: (-a.severity.rank, a.first_seen))
+    ordered = _most_severe_first(alerts)
     msg = EmailMessage()
-    msg["Subject"] = f"[dohawatch] digest: {len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+    msg["Subject"] = digest_subject(alerts)
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "dohawatch.invalid"
@@ -269,7 +289,7 @@ def email_digest(
     # RFC 5322 requires a Date; the newest revision's time keeps the mail a pure
     # function of its alerts, so a resent digest is the same mail.
     msg["Date"] = format_datetime(max(a.updated_at for a in alerts))
-    msg.set_content("\n\n".join(_alert_text(a, "new") for a in ordered))
+    msg.set_content(digest_text(alerts))
     body = "<hr>".join(_alert_html(a, "new") for a in ordered)
     msg.add_alternative(f"<html><body>{body}</body></html>", subtype="html")
     return msg

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -19,13 +20,14 @@ import aiosmtplib
 import httpx
 
 from dohawatch.shared import ids
-from dohawatch.shared.errors import SinkError
+from dohawatch.shared.errors import ConfigError, SinkError
 from dohawatch.shared.events import Alert
 from dohawatch.shared.http_hints import retry_after_seconds
 
 from . import render
 
 __all__ = [
+    "AppriseSink",
     "ConsoleSink",
     "EmailSink",
     "Sink",
@@ -225,6 +227,57 @@ class WebhookSink:
         await self._deliver(
             render.webhook_body(self.route, "digest", alerts, digest=True), digest_id
         )
+
+
+class AppriseSink:
+    """Any channel Apprise reaches (Telegram, Teams, Discord, Matrix, ntfy...): one
+    Apprise URL, the revision as a title and plain text. Apprise reports success
+    or failure, not why; a failure is retried like any sink's."""
+
+    kind = "apprise"
+
+    def __init__(self, url: str, timeout: float) -> None:
+        """A sink for the Apprise ``url``, each call bounded by ``timeout`` seconds.
+
+        Raises:
+            ConfigError: Apprise is not installed (``pip install 'dohawatch[apprise]'``),
+                or does not know the URL's scheme; the URL is not quoted (it holds
+                secrets).
+        """
+        # Apprise loads its plugins on the first URL; their imports' deprecations
+        # are not ours to act on.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                import apprise
+            except ImportError as exc:
+                raise ConfigError(
+                    "the apprise sink needs Apprise: pip install 'dohawatch[apprise]'"
+                ) from exc
+            self._apprise = apprise.Apprise()
+            known = self._apprise.add(url)
+        self._success = apprise.AppriseResultStatus.SUCCESS
+        self._timeout_status = apprise.AppriseResultStatus.TIMEOUT
+        self._timeout = timeout
+        if not known:
+            scheme = url.partition("://")[0]
+            raise ConfigError(f"Apprise does not take this URL (scheme {scheme!r})")
+
+    async def _notify(self, title: str, body: str) -> None:
+        result = await self._apprise.async_notify(
+            title=title, body=body, body_format="text", timeout=self._timeout
+        )
+        if result.status == self._timeout_status:
+            raise SinkError("timeout", f"no answer within {self._timeout} s")
+        if result.status != self._success:
+            raise SinkError("failed", f"Apprise reported {result.status.name.lower()}")
+
+    async def send(self, alert: Alert, reason: str, thread: str | None) -> str | None:
+        await self._notify(render.subject(alert), render.alert_text(alert, reason))
+        return None
+
+    async def send_digest(self, alerts: Sequence[Alert], digest_id: str) -> None:
+        await self._notify(render.digest_subject(alerts), render.digest_text(alerts))
 
 
 class EmailSink:

@@ -14,7 +14,15 @@ from dohawatch.shared.config_file import FileConfig, RouteConfig, route_secrets
 from dohawatch.shared.errors import ConfigError
 from dohawatch.shared.settings import Settings
 
-from .sinks import ConsoleSink, EmailSink, Sink, SlackBotSink, SlackWebhookSink, WebhookSink
+from .sinks import (
+    AppriseSink,
+    ConsoleSink,
+    EmailSink,
+    Sink,
+    SlackBotSink,
+    SlackWebhookSink,
+    WebhookSink,
+)
 
 __all__ = ["Route", "default_routes", "make_sink", "route_configs"]
 
@@ -141,6 +149,12 @@ def make_sink(
             )
         case "email":
             return _email_sink(route, settings)
+        case "apprise":
+            url = _secret(route, secrets, route.url_env, None, "Apprise URL (url_env)")
+            try:
+                return AppriseSink(url, settings.delivery_timeout_seconds)
+            except ConfigError as exc:
+                raise ConfigError(f"routes.{route.name}: {exc}") from None
         case _:
             assert_never(route.sink)
 

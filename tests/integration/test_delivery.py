@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from dohawatch.app import RunPlan
 from dohawatch.notifier import render
 from dohawatch.shared.codec import decode, encode, header
+from dohawatch.shared.config_file import RouteConfig
 from dohawatch.shared.events import Alert, ClassifiedItem, EvidenceSpan, NewsItem, TaggedEvent
 from dohawatch.shared.kafka import Topics
 from dohawatch.shared.settings import Settings
@@ -330,3 +331,25 @@ async def test_mail_goes_over_starttls_with_login_and_a_bad_password_is_dead_let
     assert "535" in (header(dead[0].headers, "dlq_detail") or "") or "5xx" in (
         header(dead[0].headers, "dlq_detail") or ""
     )
+
+
+async def test_an_apprise_route_delivers_through_apprise_and_retries_a_failure(
+    settings: Settings, slack: SlackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An `apprise` route with a json:// URL from its variable posts the revision
+    to a loopback receiver; a 500 is retried like any sink's failure, and counted."""
+    monkeypatch.setenv("DESK_APPRISE_URL", f"json://127.0.0.1:{slack.url.rpartition(':')[2]}/desk")
+    slack.script = [Answer(500, b"down")]
+    route = RouteConfig(name="desk", sink="apprise", url_env="DESK_APPRISE_URL")
+    settings = configure(settings, delivery_backoff_seconds=0.05)
+    async with running(settings, services=["notifier"], routes=[route]) as plan:
+        await publish(settings.kafka_bootstrap_servers or "", [report(1)])
+        await until(lambda: len(slack.accepted("/desk")) == 1)
+        ops = plan.contexts["notifier"].ops_port
+        async with httpx.AsyncClient() as client:
+            metrics = (await client.get(f"http://127.0.0.1:{ops}/metrics")).text
+    posted = slack.accepted("/desk")[0].json
+    assert "Israel recalls its negotiating team from Doha" in posted["title"]
+    assert "Outlet 1" in posted["message"]
+    assert [r.status for r in slack.requests] == [500, 200]
+    assert 'dohawatch_deliveries_total{outcome="failed",route="desk",sink="apprise"} 1.0' in metrics

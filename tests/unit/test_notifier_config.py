@@ -116,3 +116,20 @@ def test_every_optional_setting_reads_a_blank_variable_as_unset(
         monkeypatch.setenv(ENV_PREFIX + name.upper(), "  ")
     settings = load_settings()
     assert {name: getattr(settings, name) for name in optional} == dict.fromkeys(optional)
+
+
+async def test_an_apprise_route_refuses_a_url_apprise_does_not_know_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An Apprise URL of an unknown scheme is a configuration error naming the
+    route and the scheme, never the URL's secret parts; a known one builds."""
+    route = RouteConfig(name="desk", sink="apprise", url_env="DESK_APPRISE_URL")
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(ConfigError, match="DESK_APPRISE_URL is not set"):
+            make_sink(route, load_settings(), client)
+        monkeypatch.setenv("DESK_APPRISE_URL", "nosuchscheme://s3cr3t-token@chat.example/room")
+        with pytest.raises(ConfigError, match=r"routes\.desk: .*'nosuchscheme'") as refused:
+            make_sink(route, load_settings(), client)
+        assert "s3cr3t" not in str(refused.value)
+        monkeypatch.setenv("DESK_APPRISE_URL", "ntfy://s3cr3t-token@ntfy.example/desk")
+        assert make_sink(route, load_settings(), client).kind == "apprise"
