@@ -17,8 +17,11 @@ TOOLS_STAMP := $(VENV)/.tools
 # feedparser's own test feeds, from its source distribution on PyPI, for the
 # golden test of the fetcher's fast parsing path (tests/unit/test_fetcher_golden.py).
 CORPUS := .cache/feedparser-tests
+# The official AsyncAPI parser, from the npm registry, for the test that
+# validates schemas/asyncapi.yaml.
+ASYNCAPI_PARSER := .cache/npm/node_modules/@asyncapi/parser/package.json
 
-.PHONY: tools corpus compiled install demo test test-fast lint typecheck schemas eval bench check clean
+.PHONY: tools corpus asyncapi-parser compiled install demo test test-fast lint typecheck schemas eval bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,10 +67,19 @@ $(CORPUS)/.fetched: $(VENV)/.installed
 	rm -rf .cache/sdist
 	touch $@
 
-test: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched $(COMPILED_TREE)/.built
+asyncapi-parser: $(ASYNCAPI_PARSER)
+
+$(ASYNCAPI_PARSER):
+	@command -v npm >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
+	npm install --silent --no-audit --no-fund --prefix .cache/npm '@asyncapi/parser@3'
+
+test: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched $(COMPILED_TREE)/.built $(ASYNCAPI_PARSER)
 	$(BIN)/python -m pytest $(ARGS)
 
-test-fast: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched $(COMPILED_TREE)/.built
+test-fast: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched $(COMPILED_TREE)/.built $(ASYNCAPI_PARSER)
 	$(BIN)/python -m pytest -m "not integration" $(ARGS)
 
 lint: $(VENV)/.installed

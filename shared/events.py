@@ -49,7 +49,11 @@ class Severity(StrEnum):
 
 
 class _Contract(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Producers write every field, defaults included: the published (serialization)
+    # schemas require them all, schema_version first among them.
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_serialization_defaults_required=True
+    )
 
 
 TITLE_CHARS = 500
