@@ -15,7 +15,9 @@ Guards that live here, where every request of every hop passes:
   literal never reaches a resolver, so it is checked before the request.
 - **No cookies.** A poller is not a browser session: a feed server's cookies
   are neither kept nor sent back.
-- **Failures labelled by cause**: refused, dns, timeout, unreachable, each a
+- **TLS as httpx verified it**: against certifi's CA bundle (or the context
+  given), so a certificate the fetcher trusted before it trusts now.
+- **Failures labelled by cause**: refused, dns, tls, timeout, unreachable, each a
   :class:`FeedError`.
 
 Bodies reach httpx undecoded, so httpx decodes gzip, deflate and brotli and the
@@ -28,11 +30,13 @@ from __future__ import annotations
 import http.cookiejar
 import ipaddress
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.request import Request
 
 import aiohttp
+import certifi
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -99,6 +103,8 @@ def _failure(exc: Exception, host: str) -> FeedError:
         return FeedError("refused", str(refused), retriable=False)
     if _cause(exc, aiohttp.ClientConnectorDNSError):
         return FeedError("dns", f"{host}: {_cause(exc, OSError) or exc}")
+    if _cause(exc, aiohttp.ClientSSLError):
+        return FeedError("tls", f"{host}: {exc}"[:DETAIL_CHARS])
     if _cause(exc, TimeoutError):  # aiohttp's timeouts are TimeoutErrors too
         return FeedError("timeout", f"{host}: {type(exc).__name__} {exc}".strip())
     return FeedError("unreachable", f"{host}: {type(exc).__name__}: {exc}"[:DETAIL_CHARS])
@@ -138,9 +144,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests on an aiohttp session made on first use (inside the
     running loop), whose connector checks addresses against ``policy``."""
 
-    def __init__(self, policy: AddressPolicy, max_connections: int) -> None:
+    def __init__(
+        self, policy: AddressPolicy, max_connections: int, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._policy = policy
         self._max_connections = max_connections
+        self._tls = tls or ssl.create_default_context(cafile=certifi.where())
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -148,6 +157,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             limit=self._max_connections,
             resolver=_PolicyResolver(self._policy),
             ttl_dns_cache=DNS_CACHE_SECONDS,
+            ssl=self._tls,
         )
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
@@ -198,12 +208,14 @@ def feed_client(
     timeout: httpx.Timeout | float = 20.0,
     max_connections: int = 16,
     user_agent: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """A client for polling feeds: addresses checked against ``policy``, at most
     ``max_connections`` open, redirects left to the caller (which checks each
-    hop's scheme and counts them), no cookies."""
+    hop's scheme and counts them), no cookies; certificates checked against
+    ``tls`` (default: certifi's CA bundle, as httpx does)."""
     return httpx.AsyncClient(
-        transport=AiohttpTransport(policy, max_connections),
+        transport=AiohttpTransport(policy, max_connections, tls),
         timeout=timeout,
         follow_redirects=False,
         cookies=_NoCookies(),

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
 from dohawatch.shared.codec import encode
-from dohawatch.shared.events import Alert, Severity
 from dohawatch.shared.settings import Settings
+from tests.factories import alert
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,21 +34,8 @@ async def test_the_readme_consumer_reads_and_checks_an_alert(
     bootstrap = settings.kafka_bootstrap_servers or ""
     script = tmp_path / "consumer.py"
     script.write_text(readme_consumer(bootstrap))
-    now = datetime.now(UTC)
-    alert = Alert(
-        alert_id="al1-readme",
-        story_key="st1-readme",
-        event_type="delegation_withdrawn",
-        severity=Severity.HIGH,
-        headline="Israel recalls its negotiating team from Doha",
-        summary="The delegation returns for consultations.",
-        sources=(),
-        first_seen=now,
-        updated_at=now,
-        revision=1,
-        evidence=(),
-    )
-    message = encode(alert, "dohawatch.alerts")
+    revision = alert(alert_id="al1-readme", story_key="st1-readme")
+    message = encode(revision, "dohawatch.alerts")
     other = [(k, b"dohawatch.other" if k == "ce_type" else v) for k, v in message.headers]
     process = await asyncio.create_subprocess_exec(
         sys.executable, str(script), cwd=ROOT, stdout=asyncio.subprocess.PIPE

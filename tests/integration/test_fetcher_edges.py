@@ -9,15 +9,19 @@ import gzip
 import itertools
 import os
 import signal
+import ssl
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import brotli  # type: ignore[import-untyped]
 import httpx
 import pytest
+import trustme
 
 from dohawatch.fetcher.core import FeedState, Schedule
 from dohawatch.fetcher.http import AddressPolicy, FetchResult, HostGate, fetch
@@ -490,3 +494,49 @@ async def test_reading_a_huge_feed_leaves_the_event_loop_free(
     assert state.failures == 0
     assert took > 1.0  # the parse is long enough to matter
     assert max(gaps) < 0.5
+
+
+@pytest.fixture
+def https_feed() -> Iterator[tuple[str, trustme.CA]]:
+    """An HTTPS server on 127.0.0.1 serving RSS, with a certificate from a throwaway CA."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(RSS)))
+            self.end_headers()
+            self.wfile.write(RSS)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}/feed.xml", ca
+    server.shutdown()
+    server.server_close()
+
+
+async def test_https_feeds_are_verified_against_the_trusted_authorities(
+    https_feed: tuple[str, trustme.CA],
+) -> None:
+    """A feed served over TLS is read when its certificate chains to a trusted
+    authority; with certifi's bundle alone the same certificate is refused as a
+    `tls` failure, never read."""
+    url, ca = https_feed
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    async with feed_client(LOOPBACK, tls=trusting) as client:
+        result = await get(client, url, HostGate(1, 0.0), total=5)
+    assert (result.status_code, result.content) == (200, RSS)
+    async with feed_client(LOOPBACK) as client:
+        with pytest.raises(FeedError) as refused:
+            await get(client, url, HostGate(1, 0.0), total=5)
+    assert refused.value.outcome == "tls"
+    assert "certificate" in str(refused.value).lower()

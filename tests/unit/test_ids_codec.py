@@ -13,7 +13,8 @@ from dohawatch.schemas import render_schemas
 from dohawatch.shared import ids
 from dohawatch.shared.codec import decode, encode, header
 from dohawatch.shared.errors import DecodeError
-from dohawatch.shared.events import Alert, NewsItem, Severity
+from dohawatch.shared.events import NewsItem, Severity
+from tests.factories import alert
 
 NOW = datetime(2025, 7, 24, 13, 5, tzinfo=UTC)
 ITEM = NewsItem(
@@ -90,20 +91,8 @@ def test_encode_sets_cloudevents_headers_and_round_trips() -> None:
 
 def test_alert_ce_id_carries_the_revision() -> None:
     """Each alert revision is its own CloudEvent; a replay of one keeps its id."""
-    alert = Alert(
-        alert_id="al1-a",
-        story_key="st1-s",
-        event_type="talks_stalled",
-        severity=Severity.HIGH,
-        headline="h",
-        summary="s",
-        sources=(),
-        first_seen=NOW,
-        updated_at=NOW,
-        revision=3,
-        evidence=(),
-    )
-    assert header(encode(alert, "t").headers, "ce_id") == "al1-a.r3"
+    revision = alert(alert_id="al1-a", severity=Severity.HIGH, headline="h", revision=3)
+    assert header(encode(revision, "t").headers, "ce_id") == "al1-a.r3"
 
 
 @pytest.mark.parametrize(
