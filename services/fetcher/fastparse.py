@@ -47,6 +47,7 @@ CONTENT: Final = "http://purl.org/rss/1.0/modules/content/"
 
 WFW: Final = "http://wellformedweb.org/CommentAPI/"
 SLASH: Final = "http://purl.org/rss/1.0/modules/slash/"
+MEDIA: Final = ("http://search.yahoo.com/mrss/", "http://search.yahoo.com/mrss")
 
 # Entry children this path reads, or that feedparser reads into none of the
 # fields published (authors, categories, comment links, enclosures). Not here,
@@ -63,6 +64,9 @@ _IGNORED: Final = frozenset(
         f"{{{WFW}}}commentRss",
         f"{{{WFW}}}comment",
         f"{{{SLASH}}}comments",
+        # Media RSS pictures and files, without children (a nested media:title
+        # would be a title to feedparser): under either spelling of the namespace.
+        *(f"{{{media}}}{name}" for media in MEDIA for name in ("content", "thumbnail")),
     }
 )
 _KNOWN: Final = {

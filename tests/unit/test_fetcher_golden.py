@@ -157,6 +157,7 @@ def entries(draw: st.DrawFn) -> dict[str, object]:
         "permalink": draw(st.booleans()),
         "date": draw(DATE),
         "offset": draw(st.sampled_from([0, 60, -330])),
+        "media": draw(st.booleans()),
     }
 
 
@@ -177,9 +178,13 @@ def rss(items: list[dict[str, object]]) -> bytes:
             minutes = abs(int(str(item["offset"])))
             stamp = f"{local:%a, %d %b %Y %H:%M:%S} {sign}{minutes // 60:02d}{minutes % 60:02d}"
             body += f"<pubDate>{stamp}</pubDate>"
+        if item["media"]:
+            body += '<media:content url="https://x.example/p.jpg" medium="image"/>'
+            body += '<media:thumbnail url="https://x.example/t.jpg"/>'
         parts.append(f"<item>{body}</item>")
     return (
-        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0" '
+        'xmlns:media="http://search.yahoo.com/mrss/"><channel><title>t</title>'
         f"<ttl>15</ttl><language>en</language>{''.join(parts)}</channel></rss>"
     ).encode()
 
