@@ -2,24 +2,29 @@
 read with lxml into exactly the entries feedparser would give, or :class:`Declined`.
 
 feedparser reads anything, at about 0.2 ms an entry; this path reads the common
-case ten times faster, and stays narrow so that it never disagrees with
-feedparser: a body it cannot read *the same way* is declined (``None``) and
-goes to feedparser, with the reason. It declines:
+case about eight times faster, and stays narrow so that it never disagrees with
+feedparser: a body it cannot read *the same way* is declined, with the reason,
+and goes to feedparser. It declines:
 
 - a body that is not well-formed XML, or has a DOCTYPE (entities), or any
   ``xml:base`` (feedparser resolves against it);
-- an encoding other than UTF-8 or ASCII, or a charset in the Content-Type that
-  differs from the document's (feedparser weighs the two by RFC 3023);
-- a root other than RSS 2.0-style ``<rss>``, RSS 1.0 ``<rdf:RDF>`` or Atom 1.0;
-- an entry with an element outside :data:`_KNOWN` (feedparser maps dozens of
-  namespaced elements onto titles, links, summaries and dates);
-- Atom text that is not ``type="text"`` (html and xhtml are serialised and
-  sanitised by feedparser);
-- a date either path cannot read, or text with markup that feedparser would
-  sanitise differently from how :func:`~.parse.plain_text` reads it.
+- an encoding other than UTF-8 or ASCII, in the document or the Content-Type's
+  charset, and text/* with no charset over non-ASCII bytes (RFC 3023 makes that
+  ASCII to feedparser);
+- a root other than RSS 2.0-style ``<rss>``, RSS 1.0 ``<rdf:RDF>`` or Atom 1.0,
+  or an item or entry element anywhere else;
+- an entry element outside :data:`_KNOWN` (feedparser maps dozens of namespaced
+  elements onto titles, links, summaries and dates), one with elements nested
+  in it, or a repeated one;
+- Atom text of a type other than text or html (a title: other than text), and
+  an Atom link choice feedparser makes by type;
+- a date it cannot read exactly as feedparser does, and HTML that feedparser's
+  sanitiser and :func:`~.text.plain_text` would read differently (a stray
+  ``<`` or ``&``, an unknown entity, scripts, styles, comments, CDATA).
 
-``tests/unit/test_fetcher_golden.py`` runs feedparser's own test corpus through
-both paths: every feed this path reads must come out field for field the same.
+``tests/unit/test_fetcher_golden.py`` runs feedparser's own test corpus and
+generated feeds through both paths: every feed this path reads must come out
+field for field the same.
 """
 
 from __future__ import annotations

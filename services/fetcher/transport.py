@@ -15,8 +15,8 @@ Guards that live here, where every request of every hop passes:
   literal never reaches a resolver, so it is checked before the request.
 - **No cookies.** A poller is not a browser session: a feed server's cookies
   are neither kept nor sent back.
-- **TLS as httpx verified it**: against certifi's CA bundle (or the context
-  given), so a certificate the fetcher trusted before it trusts now.
+- **TLS verified** against certifi's CA bundle, the one httpx uses, or the
+  context given.
 - **Failures labelled by cause**: refused, dns, tls, timeout, unreachable, each a
   :class:`FeedError`.
 
