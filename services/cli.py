@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .shared.config_file import load_file_config, route_secrets
-from .shared.errors import DohawatchError
+from .shared.errors import ConfigError, DohawatchError
 from .shared.logs import configure_logging
 from .shared.metrics import package_version
 from .shared.settings import Settings, load_settings
@@ -214,6 +214,26 @@ def _broker(port: int) -> int:
     return asyncio.run(go())
 
 
+def _reclassify(settings: Settings, args: argparse.Namespace) -> int:
+    from .reclassify import parse_when, run
+
+    try:
+        since = parse_when(args.since) if args.since else None
+        until = parse_when(args.until) if args.until else None
+    except ValueError as exc:
+        raise ConfigError(f"--since/--until: {exc}") from exc
+    run(
+        settings,
+        load_file_config(settings.config_file),
+        since=since,
+        until=until,
+        pack=args.pack,
+        dry_run=args.dry_run,
+        out=sys.stdout,
+    )
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dohawatch",
@@ -311,6 +331,21 @@ def _parser() -> argparse.ArgumentParser:
         description="Generate JSON Schemas from the event models.",
     )
     schemas.add_argument("--write", default="schemas", help="directory to write into")
+    reclassify = sub.add_parser(
+        "reclassify",
+        help="classify past news.raw with a pack: show or publish what changes",
+        description="Read news.raw over a time range (Kafka timestamps), classify it with "
+        "a topic pack, and compare with what news.classified holds: items that gain or "
+        "lose relevance or an event type, with the evidence, and the alerts that would "
+        "appear or disappear. Without --dry-run, publish the new records to "
+        "news.classified.",
+    )
+    reclassify.add_argument("--since", help="from this ISO date or time (UTC unless given)")
+    reclassify.add_argument("--until", help="up to this ISO date or time, excluded")
+    reclassify.add_argument("--pack", help="a pack file or bundled name (default: the file's)")
+    reclassify.add_argument(
+        "--dry-run", action="store_true", help="print the differences, publish nothing"
+    )
     return parser
 
 
@@ -342,6 +377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _eval(args)
             case "schemas":
                 return _schemas(args)
+            case "reclassify":
+                return _reclassify(settings, args)
             case "broker":
                 return _broker(args.port)
             case _:
