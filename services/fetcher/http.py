@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import json
 import re
 import time
@@ -28,13 +27,11 @@ from dohawatch.shared.ids import content_hash
 
 from .core import FeedState, Reply
 
-__all__ = ["AddressPolicy", "FetchResult", "HostGate", "ends_a_document", "fetch"]
+__all__ = ["FetchResult", "HostGate", "ends_a_document", "fetch", "parsed_url"]
 
 MAX_REDIRECTS = 5
 _PERMANENT = {301, 308}  # RFC 9110 §15.4: the resource has moved for good
 _REDIRECT = {301, 302, 303, 307, 308}
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,37 +58,6 @@ class FetchResult:
             content_type=headers.get("content-type"),
             body_hash=content_hash(self.content) if self.status_code == 200 else None,
         )
-
-
-@dataclass(frozen=True)
-class AddressPolicy:
-    """Which addresses feeds may resolve to: public ones, plus ``allowed`` networks."""
-
-    allowed: tuple[IPNetwork, ...] = ()
-
-    @classmethod
-    def parse(cls, networks: str) -> AddressPolicy:
-        """From a comma-separated list of CIDRs, e.g. ``127.0.0.0/8,::1/128``."""
-        return cls(tuple(ipaddress.ip_network(n.strip()) for n in networks.split(",") if n.strip()))
-
-    def permits(self, address: str) -> bool:
-        """Whether feeds may be fetched from ``address`` (an IP address)."""
-        return _permits(self, address)
-
-    def refusal(self, host: str, denied: list[str]) -> str:
-        """Why ``host`` is refused, naming the ``denied`` addresses and the remedy."""
-        return (
-            f"{host} resolves to a non-public address ({', '.join(denied)}); "
-            "allow it with DOHAWATCH_FETCH_ALLOWED_NETWORKS"
-        )
-
-
-@functools.lru_cache(maxsize=4096)
-def _permits(policy: AddressPolicy, address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if any(ip in net for net in policy.allowed):
-        return True
-    return ip.is_global and not ip.is_multicast
 
 
 @functools.lru_cache(maxsize=65536)

@@ -51,10 +51,10 @@ from .core import (
     moved,
     needs_body,
 )
-from .http import AddressPolicy, FetchResult, HostGate, fetch
+from .http import FetchResult, HostGate, fetch
 from .reading import read_body
 from .state import FeedStateStore
-from .transport import feed_client
+from .transport import AddressPolicy, feed_client
 
 __all__ = ["FetcherMetrics", "Poller", "poll_once", "run_fetcher"]
 

@@ -27,11 +27,13 @@ fetcher's size cap counts decoded bytes. A response carries httpx's
 
 from __future__ import annotations
 
+import functools
 import http.cookiejar
 import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.request import Request
 
@@ -43,12 +45,44 @@ from aiohttp.resolver import DefaultResolver
 
 from dohawatch.shared.errors import FeedError
 
-from .http import AddressPolicy
-
-__all__ = ["DNS_CACHE_SECONDS", "feed_client"]
+__all__ = ["DNS_CACHE_SECONDS", "AddressPolicy", "feed_client"]
 
 DNS_CACHE_SECONDS = 60
 CHUNK_BYTES = 64 * 1024
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which addresses feeds may resolve to: public ones, plus ``allowed`` networks."""
+
+    allowed: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, networks: str) -> AddressPolicy:
+        """From a comma-separated list of CIDRs, e.g. ``127.0.0.0/8,::1/128``."""
+        return cls(tuple(ipaddress.ip_network(n.strip()) for n in networks.split(",") if n.strip()))
+
+    def permits(self, address: str) -> bool:
+        """Whether feeds may be fetched from ``address`` (an IP address)."""
+        return _permits(self, address)
+
+    def refusal(self, host: str, denied: list[str]) -> str:
+        """Why ``host`` is refused, naming the ``denied`` addresses and the remedy."""
+        return (
+            f"{host} resolves to a non-public address ({', '.join(denied)}); "
+            "allow it with DOHAWATCH_FETCH_ALLOWED_NETWORKS"
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _permits(policy: AddressPolicy, address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if any(ip in net for net in policy.allowed):
+        return True
+    return ip.is_global and not ip.is_multicast
 
 
 class AddressRefused(OSError):

@@ -33,10 +33,10 @@ from pathlib import Path
 import httpx
 
 from dohawatch.fetcher.core import Schedule
-from dohawatch.fetcher.http import AddressPolicy, HostGate
+from dohawatch.fetcher.http import HostGate
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once
 from dohawatch.fetcher.state import FeedStateStore
-from dohawatch.fetcher.transport import feed_client
+from dohawatch.fetcher.transport import AddressPolicy, feed_client
 from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.runtime import service_context

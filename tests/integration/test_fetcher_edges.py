@@ -24,10 +24,10 @@ import pytest
 import trustme
 
 from dohawatch.fetcher.core import FeedState, Schedule
-from dohawatch.fetcher.http import AddressPolicy, FetchResult, HostGate, fetch
+from dohawatch.fetcher.http import FetchResult, HostGate, fetch
 from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher
 from dohawatch.fetcher.state import FeedStateStore
-from dohawatch.fetcher.transport import feed_client
+from dohawatch.fetcher.transport import AddressPolicy, feed_client
 from dohawatch.shared.config_file import FeedConfig, load_file_config
 from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, NewsItem
