@@ -8,6 +8,7 @@ configuration; never a URL or a title read from the wire.
 
 from __future__ import annotations
 
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -34,42 +35,35 @@ class PipelineMetrics:
     """What every consuming service reports about its Kafka loop."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.consumed = Counter(
-            "dohawatch_messages_consumed_total",
-            "Messages read from Kafka.",
-            ["topic"],
-            registry=registry,
+        counter = partial(Counter, registry=registry)
+        gauge = partial(Gauge, registry=registry)
+        histogram = partial(Histogram, registry=registry)
+        self.consumed = counter(
+            "dohawatch_messages_consumed_total", "Messages read from Kafka.", ["topic"]
         )
-        self.produced = Counter(
-            "dohawatch_messages_produced_total",
-            "Messages acknowledged by Kafka.",
-            ["topic"],
-            registry=registry,
+        self.produced = counter(
+            "dohawatch_messages_produced_total", "Messages acknowledged by Kafka.", ["topic"]
         )
-        self.deadletters = Counter(
+        self.deadletters = counter(
             "dohawatch_deadletters_total",
             "Input messages sent to the dead-letter topic.",
             ["topic", "reason"],
-            registry=registry,
         )
-        self.lag = Gauge(
+        self.lag = gauge(
             "dohawatch_consumer_lag_messages",
             "High watermark minus consumer position.",
             ["topic", "partition"],
-            registry=registry,
         )
-        self.offset_resets = Counter(
+        self.offset_resets = counter(
             "dohawatch_offset_resets_total",
             "Partitions whose consumer position was past the log's end (the broker "
             "lost its data) and were read again from the beginning.",
             ["topic"],
-            registry=registry,
         )
-        self.batch_seconds = Histogram(
+        self.batch_seconds = histogram(
             "dohawatch_batch_duration_seconds",
             "Time from a batch's arrival to its commit.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-            registry=registry,
         )
 
 

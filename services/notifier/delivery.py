@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -57,50 +58,46 @@ class DeliveryMetrics:
     """Alert revisions, and deliveries, retries, queue depth and latency per route."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.alerts = Counter(
+        counter = partial(Counter, registry=registry)
+        gauge = partial(Gauge, registry=registry)
+        histogram = partial(Histogram, registry=registry)
+        self.alerts = counter(
             "dohawatch_alerts_total",
             "Alert revisions produced to the alerts topic.",
             ["event_type", "severity"],
-            registry=registry,
         )
-        self.deliveries = Counter(
+        self.deliveries = counter(
             "dohawatch_deliveries_total",
             "Delivery attempts by route, sink and outcome (ok, or the failure's kind).",
             ["route", "sink", "outcome"],
-            registry=registry,
         )
-        self.retries = Counter(
+        self.retries = counter(
             "dohawatch_delivery_retries_total",
             "Failed deliveries scheduled for another attempt.",
             ["route", "sink"],
-            registry=registry,
         )
-        self.dead = Counter(
+        self.dead = counter(
             "dohawatch_delivery_deadletters_total",
             "Revisions given up on and sent to the dead-letter topic.",
             ["route", "sink"],
-            registry=registry,
         )
-        self.queue = Gauge(
+        self.queue = gauge(
             "dohawatch_delivery_queue_depth",
             "Revisions waiting for a route (held, retrying or due).",
             ["route"],
-            registry=registry,
         )
-        self.latency = Histogram(
+        self.latency = histogram(
             "dohawatch_delivery_latency_seconds",
             "Time from a revision's queueing to its delivery.",
             ["route"],
             buckets=_LATENCY_BUCKETS,
-            registry=registry,
         )
-        self.pipeline = Histogram(
+        self.pipeline = histogram(
             "dohawatch_pipeline_latency_seconds",
             "Time from the fetch of the item that made a revision to its delivery; "
             "route=kafka is the alerts topic.",
             ["route"],
             buckets=_LATENCY_BUCKETS,
-            registry=registry,
         )
 
 
