@@ -10,13 +10,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from .shared.config_file import load_file_config, route_secrets
 from .shared.errors import ConfigError, DohawatchError
 from .shared.logs import configure_logging
 from .shared.metrics import package_version
 from .shared.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from .classifier.evaluate import Labelled
 
 log = logging.getLogger("dohawatch")
 
@@ -151,15 +154,74 @@ def _classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labelled(path: str) -> list[Labelled]:
+    from .classifier.evaluate import Labelled
+
+    with _open_input(path) as lines:
+        return [Labelled.from_json(json.loads(line)) for line in lines if line.strip()]
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .classifier.evaluate import read_holdout
+    from .classifier.pack import load_pack
+    from .classifier.train import cross_validate, train
+
+    items = _labelled(args.file)
+    held_out = read_holdout(Path(args.holdout)) if args.holdout else frozenset()
+    fit = [i for i in items if i.story not in held_out]
+    rest = [i for i in items if i.story in held_out]
+    pack = load_pack(args.pack)
+    cv = cross_validate(fit, pack, folds=args.folds, seed=args.seed, c=args.c)
+    stories = len({i.story for i in fit})
+    print(
+        f"== story-grouped cross-validation: {len(fit)} items, {stories} stories, "
+        f"{cv.folds} folds, seed {args.seed}"
+    )
+    for name, report in (("rules alone", cv.rules), ("rules + learned", cv.learned)):
+        print(f"-- {name}", *report.table(), sep="\n", end="\n\n")
+    trained: dict[str, object] = {
+        "file": Path(args.file).name,
+        "items": len(fit),
+        "stories": stories,
+        "held_out_stories": len(held_out),
+        "c": args.c,
+        "cross_validation": {
+            "folds": cv.folds,
+            "seed": args.seed,
+            "relevance_f1": round(cv.learned.relevance.f1, 4),
+            "event_micro_f1": round(cv.learned.micro.f1, 4),
+            "rules_alone": {
+                "relevance_f1": round(cv.rules.relevance.f1, 4),
+                "event_micro_f1": round(cv.rules.micro.f1, 4),
+            },
+        },
+    }
+    model = train(fit, pack, c=args.c, trained=trained)
+    if rest:
+        from .classifier.engine import Classifier
+        from .classifier.evaluate import evaluate
+
+        print(f"== held-out stories: {len(rest)} items, never trained on")
+        for name, with_model in (("rules alone", None), ("rules + learned", model)):
+            report = evaluate(Classifier(pack.model_copy(update={"learned": with_model})), rest)
+            print(f"-- {name}", *report.table(), sep="\n", end="\n\n")
+    out = Path(args.out or f"{pack.name}.model.json")
+    out.write_text(model.model_dump_json() + "\n", encoding="utf-8")
+    print(f"written: {out} (model {model.version}); name it in the pack as `model: {out.name}`")
+    return 0
+
+
 def _eval(args: argparse.Namespace) -> int:
     from .classifier.engine import Classifier
-    from .classifier.evaluate import Labelled, evaluate_parts, read_holdout
+    from .classifier.evaluate import evaluate_parts, read_holdout
     from .classifier.pack import load_pack
 
-    with _open_input(args.file) as lines:
-        items = [Labelled.from_json(json.loads(line)) for line in lines if line.strip()]
+    items = _labelled(args.file)
     held_out = read_holdout(Path(args.holdout)) if args.holdout else frozenset()
-    parts = evaluate_parts(Classifier(load_pack(args.pack)), items, held_out)
+    pack = load_pack(args.pack)
+    if args.rules_only:
+        pack = pack.model_copy(update={"learned": None})
+    parts = evaluate_parts(Classifier(pack), items, held_out)
     for name, report in parts.items():
         stories = len({i.story for i, *_ in report.wrong})
         print(f"== {name}: {report.items} items ({stories} stories with an error)")
@@ -319,6 +381,27 @@ def _parser() -> argparse.ArgumentParser:
         default="all",
         help="whose wrong items to print (while tuning rules, 'tuned' keeps the held-out unread)",
     )
+    evaluate.add_argument(
+        "--rules-only", action="store_true", help="leave out the pack's learned model"
+    )
+    training = sub.add_parser(
+        "train",
+        help="train the pack's learned model on labelled JSON lines",
+        description="Fit the learned stage on labelled JSON lines (id, title, summary, "
+        "relevant, events, story), print its story-grouped cross-validated scores beside "
+        "the rules', and write the model as JSON. Needs the 'train' extra (scikit-learn).",
+    )
+    training.add_argument(
+        "file", help="labelled JSONL (id, title, summary, relevant, events, story)"
+    )
+    training.add_argument("--pack", default="doha-talks", help="topic pack name or path")
+    training.add_argument(
+        "--holdout", help="file of story ids to leave out of training and score apart"
+    )
+    training.add_argument("--out", help="where to write the model (default: PACK.model.json)")
+    training.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    training.add_argument("--seed", type=int, default=0, help="seed of the fold shuffle")
+    training.add_argument("--c", type=float, default=1.0, help="inverse regularisation strength")
     broker = sub.add_parser(
         "broker",
         help="run the embedded Kafka-compatible broker",
@@ -375,6 +458,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _classify(args)
             case "eval":
                 return _eval(args)
+            case "train":
+                return _train(args)
             case "schemas":
                 return _schemas(args)
             case "reclassify":

@@ -21,6 +21,9 @@ How an item is read:
    and entities that matched.
 5. An event type that the title shows drops the types it ``supersedes`` that
    only the summary shows: the title is the report's claim.
+6. When the pack has a learned model (:mod:`.learned`), relevance is the mean of
+   the rules' score and the model's probability, and the model adds the event
+   types the rules missed that it finds, each with the sentence that carried it.
 
 setup.py compiles this module with mypyc for wheels and images
 (``DOHAWATCH_COMPILE=1``), which is why it is typed closely and keeps its hot
@@ -46,6 +49,7 @@ from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
 
 from . import scan
 from .figures import NUMBER_WORDS, Figures
+from .learned import RELEVANT, LearnedModel, Prediction
 from .pack import NUMBER_TERM, Rule, TopicPack, expand
 from .scan import FieldName, Hit, Span
 
@@ -304,6 +308,11 @@ class Classifier:
         self._threshold = pack.relevance.threshold
         self._event_bonus = pack.relevance.event_bonus
         self.version = f"{pack.name}@{pack.version}/engine-{ENGINE_VERSION}"
+        self._learned: LearnedModel | None = pack.learned
+        self._learned_threshold = 0.5
+        if pack.learned is not None:
+            self.version += f"/model-{pack.learned.version}"
+            self._learned_threshold = pack.learned.threshold
         bit = {group: 1 << i for i, group in enumerate(pack.terms)}
         entity_names = list(pack.entities)
         keys: dict[str, int] = defaultdict(int)  # normalised key -> its bits
@@ -503,10 +512,15 @@ class Classifier:
                 if chosen is not None:
                     positive, evidence = rule.score, chosen
         events: list[tuple[int, float, str, tuple[Span, ...]]] = []
-        if positive is not None:
+        if positive is not None or self._learned is not None:
             events = self._tagged(item)
+        if positive is not None:
             score += positive + self._event_bonus * len(events)
-        relevance = round(min(1.0, max(0.0, score)), 3)
+        relevance = min(1.0, max(0.0, score))
+        if self._learned is not None:
+            prediction = self._learned.predict(title, summary)
+            relevance = self._learn(prediction, relevance, events, evidence)
+        relevance = round(relevance, 3)
         relevant = relevance >= self._threshold
         if not relevant:
             events = []
@@ -520,6 +534,32 @@ class Classifier:
             self._entities(item) + self._figures_found(item),
             tuple(evidence),
         )
+
+    def _learn(
+        self,
+        prediction: Prediction,
+        relevance: float,
+        events: list[tuple[int, float, str, tuple[Span, ...]]],
+        evidence: list[Span],
+    ) -> float:
+        """Fold the learned model's reading into the rules': relevance lifted to the
+        mean of the two where the model is surer, and the event types the rules
+        missed that the model finds (``events`` and ``evidence`` are extended in place).
+
+        The model only adds: it was trained on items with a title and a long
+        summary, and reads a bare headline as less likely news of the talks than
+        the rules do, so letting it lower the rules' score would drop those."""
+        probability = prediction.probability
+        if not evidence:
+            evidence.extend(prediction.evidence(RELEVANT))
+        found = {e[2] for e in events}
+        for event in self._events:
+            p = probability.get(event.name, 0.0)
+            if event.name not in found and p >= self._learned_threshold:
+                events.append(
+                    (event.rank, round(p, 3), event.name, prediction.evidence(event.name))
+                )
+        return max(relevance, (relevance + probability.get(RELEVANT, relevance)) / 2)
 
     def _tagged(self, item: _Item) -> list[tuple[int, float, str, tuple[Span, ...]]]:
         """Each event type the item shows: rank, confidence, name, evidence.

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine import Classifier
+from .engine import Classification, Classifier
 
 __all__ = [
     "Labelled",
@@ -24,6 +24,7 @@ __all__ = [
     "evaluate",
     "evaluate_parts",
     "read_holdout",
+    "score",
 ]
 
 
@@ -131,15 +132,19 @@ def evaluate(
     classifier: Classifier, items: Iterable[Labelled], event_types: Sequence[str] | None = None
 ) -> Report:
     """Classify every item and score the predictions against the labels."""
-    report = Report()
     types = list(event_types or classifier.pack.events)
-    report.events = {t: Score() for t in types}
-    for item in items:
+    return score(((item, classifier.classify(item.title, item.summary)) for item in items), types)
+
+
+def score(results: Iterable[tuple[Labelled, Classification]], event_types: Sequence[str]) -> Report:
+    """Score each item's classification against its labels."""
+    report = Report()
+    report.events = {t: Score() for t in event_types}
+    for item, result in results:
         report.items += 1
-        result = classifier.classify(item.title, item.summary)
         predicted = frozenset(result.event_types)
         report.relevance.add(item.relevant, result.relevant)
-        for t in types:
+        for t in event_types:
             report.events[t].add(t in item.events, t in predicted)
             report.micro.add(t in item.events, t in predicted)
         if result.relevant != item.relevant or predicted != item.events:

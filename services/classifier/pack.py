@@ -21,6 +21,7 @@ from dohawatch.shared.errors import PackError, key_path, validation_problems
 from dohawatch.shared.events import Severity
 
 from .forms import family
+from .learned import RELEVANT, LearnedModel
 
 __all__ = [
     "FAMILY",
@@ -33,6 +34,7 @@ __all__ = [
     "alternation",
     "expand",
     "load_pack",
+    "with_model",
 ]
 
 _BRACES = re.compile(r"\{([^{}]*)\}")
@@ -200,6 +202,12 @@ class TopicPack(_Spec):
     events: dict[str, EventSpec]
     entities: dict[str, EntitySpec] = {}
     figures: dict[str, FigureSpec] = {}
+    model: str | None = Field(
+        None,
+        description="A learned model trained for this pack (dohawatch train): a JSON file, "
+        "its path relative to the pack file's folder.",
+    )
+    learned: LearnedModel | None = Field(None, exclude=True)  # the model, once read
 
     @model_validator(mode="after")
     def _groups_exist(self) -> TopicPack:
@@ -257,7 +265,7 @@ def load_pack(name_or_path: str) -> TopicPack:
     path = _bundled(name_or_path) or Path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return TopicPack.model_validate(raw)
+        pack = TopicPack.model_validate(raw)
     except OSError as exc:
         raise PackError(f"topic pack {name_or_path!r}: {exc.strerror or exc}") from exc
     except yaml.YAMLError as exc:
@@ -265,3 +273,26 @@ def load_pack(name_or_path: str) -> TopicPack:
     except ValidationError as exc:
         problems = validation_problems(exc, lambda loc: key_path(loc) or "pack")
         raise PackError(f"topic pack {path}: {problems}") from exc
+    return pack if pack.model is None else with_model(pack, path.parent / pack.model)
+
+
+def with_model(pack: TopicPack, path: Path) -> TopicPack:
+    """``pack`` with the learned model stored at ``path``.
+
+    Raises:
+        PackError: the file is missing or invalid, or the model was trained for
+            another pack or for event types the pack lacks.
+    """
+    try:
+        model = LearnedModel.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise PackError(f"learned model {path}: {exc.strerror or exc}") from exc
+    except ValidationError as exc:
+        problems = validation_problems(exc, lambda loc: key_path(loc) or "model")
+        raise PackError(f"learned model {path}: {problems}") from exc
+    name = model.pack.split("@", 1)[0]
+    unknown = sorted(set(model.labels) - {RELEVANT, *pack.events})
+    if name != pack.name or unknown:
+        why = f"event types the pack lacks: {', '.join(unknown)}" if unknown else model.pack
+        raise PackError(f"learned model {path}: trained for {why}, not for pack {pack.name}")
+    return pack.model_copy(update={"learned": model})

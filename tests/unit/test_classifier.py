@@ -49,15 +49,16 @@ def test_tuned_stories_meet_quality_targets(doha: Classifier) -> None:
 
 
 def test_held_out_stories_stay_above_their_floor(doha: Classifier) -> None:
-    """The held-out stories keep relevance F1 ≥ 0.95 and event micro-F1 ≥ 0.62.
+    """The held-out stories keep relevance F1 ≥ 0.97 and event micro-F1 ≥ 0.68.
 
-    A floor against regressions, not a target: the rules are never tuned on
-    these stories, so the failure message shows the scores and not the items.
+    A floor against regressions, not a target: neither the rules nor the learned
+    model ever see these stories, so the failure message shows the scores and
+    not the items.
     """
     held_out = _corpus_parts(doha)["held-out"]
     assert held_out.items >= 50
-    assert held_out.relevance.f1 >= 0.95, "\n".join(held_out.table())
-    assert held_out.micro.f1 >= 0.62, "\n".join(held_out.table())
+    assert held_out.relevance.f1 >= 0.97, "\n".join(held_out.table())
+    assert held_out.micro.f1 >= 0.68, "\n".join(held_out.table())
 
 
 def test_held_out_stories_are_never_split() -> None:
