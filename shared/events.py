@@ -120,7 +120,10 @@ class ClassifiedItem(_Contract):
     events: tuple[TaggedEvent, ...] = Field(description="Event types found, strongest first.")
     entities: tuple[Entity, ...] = Field(description="Entities and figures found.")
     story_key: str = Field(description="Items about the same development share this key.")
-    classifier_version: str = Field(description="Topic pack name and version, and engine version.")
+    classifier_version: str = Field(
+        description="Topic pack name and version, engine version, and the learned model's digest "
+        "when the pack has one (doha-talks@2026.12/engine-4/model-b911da7a8856)."
+    )
 
 
 class AlertSource(_Contract):

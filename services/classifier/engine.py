@@ -21,9 +21,13 @@ How an item is read:
    and entities that matched.
 5. An event type that the title shows drops the types it ``supersedes`` that
    only the summary shows: the title is the report's claim.
-6. When the pack has a learned model (:mod:`.learned`), relevance is the mean of
-   the rules' score and the model's probability, and the model adds the event
-   types the rules missed that it finds, each with the sentence that carried it.
+6. When the pack has a learned model (:mod:`.learned`) and a relevance rule
+   matched, the model is read too: relevance is lifted to the mean of the rules'
+   score and the model's probability where the model is surer, and the model
+   adds the event types the rules missed, each with the sentence that carried it.
+   It never lowers the rules' score: it was trained on items with a title and a
+   long summary, and reads a bare headline as less likely news of the talks than
+   the rules do.
 
 setup.py compiles this module with mypyc for wheels and images
 (``DOHAWATCH_COMPILE=1``), which is why it is typed closely and keeps its hot
@@ -512,20 +516,24 @@ class Classifier:
                 if chosen is not None:
                     positive, evidence = rule.score, chosen
         events: list[tuple[int, float, str, tuple[Span, ...]]] = []
-        if positive is not None or self._learned is not None:
-            events = self._tagged(item)
+        prediction: Prediction | None = None
         if positive is not None:
+            events = self._tagged(item)
             score += positive + self._event_bonus * len(events)
+            if self._learned is not None:
+                prediction = self._learned.predict(title, summary)
         relevance = min(1.0, max(0.0, score))
-        if self._learned is not None:
-            prediction = self._learned.predict(title, summary)
-            relevance = self._learn(prediction, relevance, events, evidence)
+        if prediction is not None:  # lifted where the model is surer than the rules
+            relevance = max(relevance, (relevance + prediction.probability[RELEVANT]) / 2)
         relevance = round(relevance, 3)
         relevant = relevance >= self._threshold
         if not relevant:
             events = []
-        elif len(events) > 1:
-            events.sort(key=_strongest_first)
+        else:
+            if prediction is not None:
+                self._add_learned(prediction, events)
+            if len(events) > 1:
+                events.sort(key=_strongest_first)
         return Classification(
             relevant,
             relevance,
@@ -535,31 +543,18 @@ class Classifier:
             tuple(evidence),
         )
 
-    def _learn(
-        self,
-        prediction: Prediction,
-        relevance: float,
-        events: list[tuple[int, float, str, tuple[Span, ...]]],
-        evidence: list[Span],
-    ) -> float:
-        """Fold the learned model's reading into the rules': relevance lifted to the
-        mean of the two where the model is surer, and the event types the rules
-        missed that the model finds (``events`` and ``evidence`` are extended in place).
-
-        The model only adds: it was trained on items with a title and a long
-        summary, and reads a bare headline as less likely news of the talks than
-        the rules do, so letting it lower the rules' score would drop those."""
-        probability = prediction.probability
-        if not evidence:
-            evidence.extend(prediction.evidence(RELEVANT))
+    def _add_learned(
+        self, prediction: Prediction, events: list[tuple[int, float, str, tuple[Span, ...]]]
+    ) -> None:
+        """Add to ``events`` the types the rules missed that the model finds, each
+        with the sentence that weighs most towards it as evidence."""
         found = {e[2] for e in events}
+        probability = prediction.probability
         for event in self._events:
             p = probability.get(event.name, 0.0)
-            if event.name not in found and p >= self._learned_threshold:
-                events.append(
-                    (event.rank, round(p, 3), event.name, prediction.evidence(event.name))
-                )
-        return max(relevance, (relevance + probability.get(RELEVANT, relevance)) / 2)
+            if p >= self._learned_threshold and event.name not in found:
+                evidence = prediction.evidence(event.name)
+                events.append((event.rank, round(p, 3), event.name, evidence))
 
     def _tagged(self, item: _Item) -> list[tuple[int, float, str, tuple[Span, ...]]]:
         """Each event type the item shows: rank, confidence, name, evidence.

@@ -3,13 +3,13 @@
 Rules are precise on the wordings they name and blind to the others; a model
 trained on labelled items (``dohawatch train``) reads every word, so it catches
 wordings nobody wrote a rule for. The engine uses it, when the pack names one
-(``model:`` in the pack file), in two ways:
+(``model:`` in the pack file), on the items where a relevance rule matched:
 
-* relevance is the mean of the rules' score and the model's probability, so the
-  model can lift an item the rules half-recognised or sink one they took for news
-  of the talks;
+* relevance is lifted to the mean of the rules' score and the model's
+  probability where the model is surer, so an item the rules half-recognised
+  can pass; it is never lowered;
 * an event type the rules missed is tagged when the model's probability for it
-  reaches 0.5, with that probability as its confidence.
+  reaches the model's threshold (0.5), with that probability as its confidence.
 
 How an item is read: the title is one sentence and the summary is split into
 sentences as the engine splits it. Each word is lower-cased and reduced to its

@@ -25,7 +25,7 @@ HOLDOUT = CORPUS.with_suffix(".holdout")
 PORT_PACK = (
     "name: port\nversion: '1'\ndescription: x\n"
     "terms: {port: [port], strike: [strike, strikes], deal: [deal]}\n"
-    "relevance: {rules: [{all: [port, strike], score: 0.9}]}\n"
+    "relevance: {rules: [{all: [port, strike], score: 0.9}, {all: [port], score: 0.3}]}\n"
     "events:\n"
     "  walkout: {description: d, severity: high, rules: [{all: [strike]}]}\n"
     "  settled: {description: d, severity: critical, rules: [{all: [deal]}]}\n"
@@ -65,19 +65,19 @@ def test_without_its_words_the_model_adds_nothing(tmp_path: Path) -> None:
 
 
 def test_the_model_lifts_relevance_and_never_lowers_it(tmp_path: Path) -> None:
-    """Relevance is the mean of the rules' score and the model's probability where
-    the model is surer, the rules' score where it is less sure."""
+    """Once a relevance rule matched, relevance is the mean of the rules' score and
+    the model's probability where the model is surer, the rules' score where it is
+    less sure; with no relevance rule the model is not asked."""
     lifting = _port(tmp_path, _model(relevant={"t:docker": 6.0}))
-    # No relevance rule holds ("dockers", no "port"), the model is sure: (0 + ~0.98) / 2.
-    lifted = lifting.classify("Dockers walk out", "")
-    assert lifted.relevance == pytest.approx(0.491, abs=0.001)
+    lifted = lifting.classify("Port dockers walk out", "")  # the weak rule: 0.3
+    assert lifted.relevance == pytest.approx((0.3 + 1 / (1 + 2.718281828**-4)) / 2, abs=1e-3)
+    assert lifted.relevant
+    assert lifted.relevance_evidence[0].text == "Port"
+    assert lifting.classify("Dockers walk out", "").relevance == 0
     doubting = _port(tmp_path, _model(relevant={"t:port": -9.0}))
     kept = doubting.classify("Port strike", "")
     assert kept.relevant
-    assert (
-        kept.relevance
-        == Classifier(load_pack(str(tmp_path / "port.yaml"))).classify("Port strike", "").relevance
-    )
+    assert kept.relevance == 1.0  # the rule's 0.9 and one event's bonus (0.1)
 
 
 def test_a_model_for_another_pack_or_other_events_is_refused(tmp_path: Path) -> None:
