@@ -21,7 +21,7 @@ from dohawatch.shared.errors import PackError, key_path, validation_problems
 from dohawatch.shared.events import Severity
 
 from .forms import family
-from .learned import RELEVANT, LearnedModel
+from .learned import LearnedModel
 
 __all__ = [
     "FAMILY",
@@ -279,9 +279,13 @@ def load_pack(name_or_path: str) -> TopicPack:
 def with_model(pack: TopicPack, path: Path) -> TopicPack:
     """``pack`` with the learned model stored at ``path``.
 
+    A label of the model that the pack lacks is never read, so a pack derived
+    from another (an event type taken out) keeps its model; a type the model
+    lacks is left to the rules.
+
     Raises:
         PackError: the file is missing or invalid, or the model was trained for
-            another pack or for event types the pack lacks.
+            another pack.
     """
     try:
         model = LearnedModel.model_validate_json(path.read_bytes())
@@ -290,9 +294,6 @@ def with_model(pack: TopicPack, path: Path) -> TopicPack:
     except ValidationError as exc:
         problems = validation_problems(exc, lambda loc: key_path(loc) or "model")
         raise PackError(f"learned model {path}: {problems}") from exc
-    name = model.pack.split("@", 1)[0]
-    unknown = sorted(set(model.labels) - {RELEVANT, *pack.events})
-    if name != pack.name or unknown:
-        why = f"event types the pack lacks: {', '.join(unknown)}" if unknown else model.pack
-        raise PackError(f"learned model {path}: trained for {why}, not for pack {pack.name}")
+    if model.pack.split("@", 1)[0] != pack.name:
+        raise PackError(f"learned model {path}: trained for {model.pack}, not for pack {pack.name}")
     return pack.model_copy(update={"learned": model})

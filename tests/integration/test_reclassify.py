@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from dohawatch.classifier.engine import ENGINE_VERSION
+from dohawatch.classifier.pack import load_pack
 from dohawatch.demo.feeds import ReplayServer
 from dohawatch.reclassify import reclassify
 from dohawatch.shared.codec import decode
@@ -31,6 +32,7 @@ def without_stalls(directory: Path) -> Path:
         if "talks_stalled" in event.get("supersedes", ()):
             event["supersedes"] = [t for t in event["supersedes"] if t != "talks_stalled"]
     pack["version"] = "2026.12-no-stalls"
+    pack["model"] = str(BUNDLED / pack["model"])  # the bundled model, from another folder
     path = directory / "no-stalls.yaml"
     path.write_text(yaml.safe_dump(pack), encoding="utf-8")
     return path
@@ -72,7 +74,9 @@ async def test_reclassify_shows_what_a_pack_change_does_then_publishes_it(
     republished = [decode(r.value, r.headers, ClassifiedItem) for r in after]
     new = [c for c in republished if c.classifier_version.startswith("doha-talks@2026.12-no-")]
     assert len(new) == count
+    model = load_pack("doha-talks").learned
+    assert model is not None
     assert {c.classifier_version for c in new} == {
-        f"doha-talks@2026.12-no-stalls/engine-{ENGINE_VERSION}"
+        f"doha-talks@2026.12-no-stalls/engine-{ENGINE_VERSION}/model-{model.version}"
     }
     assert not any("talks_stalled" in {e.type for e in c.events} for c in new)

@@ -80,22 +80,25 @@ def test_the_model_lifts_relevance_and_never_lowers_it(tmp_path: Path) -> None:
     assert kept.relevance == 1.0  # the rule's 0.9 and one event's bonus (0.1)
 
 
-def test_a_model_for_another_pack_or_other_events_is_refused(tmp_path: Path) -> None:
+def test_a_model_for_another_pack_is_refused(tmp_path: Path) -> None:
     (tmp_path / "port.yaml").write_text(PORT_PACK)
     pack = load_pack(str(tmp_path / "port.yaml"))
     other = tmp_path / "other.json"
     other.write_text(_model().model_copy(update={"pack": "doha-talks@1"}).model_dump_json())
     with pytest.raises(PackError, match="trained for doha-talks@1, not for pack port"):
         with_model(pack, other)
-    unknown = tmp_path / "unknown.json"
-    model = _model().model_copy(update={"bias": {RELEVANT: 0.0, "lockout": 0.0}})
-    unknown.write_text(model.model_dump_json())
-    with pytest.raises(PackError, match="event types the pack lacks: lockout"):
-        with_model(pack, unknown)
     broken = tmp_path / "broken.json"
     broken.write_text('{"pack": "port@1"}')
     with pytest.raises(PackError, match=r"learned model .*broken\.json: .*bias"):
         with_model(pack, broken)
+
+
+def test_a_label_the_pack_lacks_is_never_read(tmp_path: Path) -> None:
+    """A model keeps serving a pack that dropped one of its event types."""
+    model = _model(lockout={"t:strik": 9.0}, walkout={"t:strik": 9.0})
+    bias = {RELEVANT: -2.0, "walkout": -2.0, "lockout": -2.0}
+    c = _port(tmp_path, model.model_copy(update={"bias": bias}))
+    assert c.classify("Port strike", "").event_types == ("walkout",)
 
 
 def test_word_forms_are_one_feature() -> None:
