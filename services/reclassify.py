@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import BaseModel
@@ -35,7 +35,7 @@ from .shared.codec import decode, encode
 from .shared.config_file import FileConfig
 from .shared.errors import ConfigError, DecodeError
 from .shared.events import Alert, ClassifiedItem, NewsItem, TaggedEvent
-from .shared.kafka import Topics, client_options, make_producer
+from .shared.kafka import Topics, client_options, make_producer, read_to_high_watermark
 from .shared.settings import Settings
 
 __all__ = ["Change", "Report", "alerts_of", "compare", "parse_when", "reclassify", "run"]
@@ -129,26 +129,6 @@ def alerts_of(classified: Iterable[ClassifiedItem], rules: AlertRules) -> dict[s
     return alerts
 
 
-QUIET_POLLS = 20  # polls of half a second with nothing read before a partition counts as read
-
-
-async def _to_high_watermark(consumer: AIOKafkaConsumer, tp: TopicPartition) -> list[Any]:
-    """The records of ``tp`` from its position to the high watermark of the first
-    fetch. The watermark comes from fetch responses: ``end_offsets()`` answers
-    wrongly on the embedded broker (docs/kafka.md)."""
-    records: list[Any] = []
-    end: int | None = None
-    quiet = 0
-    while quiet < QUIET_POLLS:
-        batch = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
-        end = consumer.highwater(tp) if end is None else end
-        records += [r for r in batch if end is None or r.offset < end]
-        if end is not None and await consumer.position(tp) >= end:
-            break
-        quiet = 0 if batch else quiet + 1
-    return records
-
-
 async def _read(
     settings: Settings,
     bootstrap: str,
@@ -183,7 +163,7 @@ async def _read(
             if start is None:
                 continue  # nothing at or after `since`
             consumer.seek(tp, start)
-            for record in await _to_high_watermark(consumer, tp):
+            for record in await read_to_high_watermark(consumer, tp):
                 if limit is not None and record.timestamp >= limit:
                     continue
                 try:

@@ -13,24 +13,39 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from .errors import BrokerError
 from .settings import Settings
 
-__all__ = ["Topics", "client_options", "ensure_topics", "make_consumer", "make_producer"]
+__all__ = [
+    "Topics",
+    "client_options",
+    "ensure_topics",
+    "make_consumer",
+    "make_producer",
+    "read_to_high_watermark",
+]
+
+QUIET_POLLS = 20  # fetches of half a second with nothing read before a partition counts as read
 
 # Kafka error code 36: the topic exists already, which is what we want.
 _TOPIC_ALREADY_EXISTS = 36
+# A table keeps each key's latest value (and a tombstone's key, for a day).
+_COMPACTED = {"cleanup.policy": "compact"}
 
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """The four topic names under one prefix (docs/kafka.md)."""
+    """The topic names under one prefix (docs/kafka.md): four for the pipeline's
+    events, two compacted tables the fetchers share."""
 
     raw: str
     classified: str
     alerts: str
     deadletter: str
+    feeds: str
+    fetcher_state: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -40,11 +55,17 @@ class Topics:
             f"{prefix}news.classified",
             f"{prefix}alerts",
             f"{prefix}deadletter",
+            f"{prefix}feeds",
+            f"{prefix}fetcher.state",
         )
 
     def all(self) -> tuple[str, ...]:
-        """Every topic, in pipeline order."""
+        """The event topics, in pipeline order (the contract in ``schemas/``)."""
         return (self.raw, self.classified, self.alerts, self.deadletter)
+
+    def tables(self) -> tuple[str, ...]:
+        """The compacted topics that hold one current value per key."""
+        return (self.feeds, self.fetcher_state)
 
 
 def client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
@@ -118,12 +139,14 @@ async def ensure_topics(settings: Settings, bootstrap: str, topics: Topics) -> N
         BrokerError: the broker could not be reached or refused to create one.
     """
     admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
+    partitions, replicas = settings.topic_partitions, settings.topic_replication_factor
     try:
         await admin.start()
         response = await admin.create_topics(
-            [
-                NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
-                for name in topics.all()
+            [NewTopic(name, partitions, replicas) for name in topics.all()]
+            + [
+                NewTopic(name, partitions, replicas, topic_configs=_COMPACTED)
+                for name in topics.tables()
             ]
         )
     except KafkaError as exc:
@@ -133,3 +156,22 @@ async def ensure_topics(settings: Settings, bootstrap: str, topics: Topics) -> N
     for name, code, message in response.topic_errors:
         if code not in (0, _TOPIC_ALREADY_EXISTS):
             raise BrokerError(f"cannot create topic {name}: error {code} {message}")
+
+
+async def read_to_high_watermark(
+    consumer: AIOKafkaConsumer, tp: TopicPartition
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """The records of ``tp`` from its position to the high watermark of the first
+    fetch. The watermark comes from fetch responses: ``end_offsets()`` answers
+    wrongly on the embedded broker (docs/kafka.md)."""
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    end: int | None = None
+    quiet = 0
+    while quiet < QUIET_POLLS:
+        batch = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
+        end = consumer.highwater(tp) if end is None else end
+        records += [r for r in batch if end is None or r.offset < end]
+        if end is not None and await consumer.position(tp) >= end:
+            break
+        quiet = 0 if batch else quiet + 1
+    return records

@@ -8,7 +8,7 @@ without the pipeline's topics has lost its data (an in-memory broker restarted,
 topics deleted): the topics are created again at once, before producers'
 auto-creation can make them with other partition counts, and the event is
 logged as an error and counted. Consumers then find their positions past the
-new logs' ends and read them from the start (``shared/pipeline.py``).
+new logs' ends and read them from the start (``shared/at_least_once.py``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ async def watch_broker(
             up, error = False, repr(exc)
         else:
             up, error = True, ""
-            missing = sorted(set(topics.all()) - names)
+            missing = sorted({*topics.all(), *topics.tables()} - names)
             if missing:
                 log_event(
                     log,

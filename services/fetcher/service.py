@@ -28,18 +28,22 @@ import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from dohawatch.shared.at_least_once import produce_and_wait
+from dohawatch.shared.at_least_once import BROKER_TIMEOUT_SECONDS, produce_and_wait
 from dohawatch.shared.config_file import FeedConfig, load_file_config
-from dohawatch.shared.errors import ConfigError, FeedError
+from dohawatch.shared.errors import BrokerError, ConfigError, FeedError
+from dohawatch.shared.kafka import make_consumer
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
-from dohawatch.shared.runtime import ServiceContext
+from dohawatch.shared.runtime import ServiceContext, stop_within
 from dohawatch.shared.settings import Settings
-from dohawatch.shared.tasks import first_failure, until_first
+from dohawatch.shared.tasks import first_failure
 
 from .core import (
     FeedState,
@@ -51,6 +55,7 @@ from .core import (
     moved,
     needs_body,
 )
+from .feed_table import GROUP_ID, decode_feed, decode_state, encode_state, read_table, sync_feeds
 from .http import FetchResult, HostGate, fetch
 from .reading import read_body
 from .state import FeedStateStore
@@ -119,6 +124,26 @@ class FetcherMetrics:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=registry,
         )
+        self.partitions = Gauge(
+            "dohawatch_fetch_partitions_assigned",
+            "Partitions of the feeds topic this replica polls the feeds of.",
+            registry=registry,
+        )
+        self.feeds_owned = Gauge(
+            "dohawatch_fetch_feeds_owned", "Feeds this replica polls.", registry=registry
+        )
+        self.rebalances = Counter(
+            "dohawatch_fetch_rebalances_total",
+            "Partitions of the feeds topic assigned to or revoked from this replica.",
+            ["change"],
+            registry=registry,
+        )
+        self.changelog_failures = Counter(
+            "dohawatch_fetch_changelog_failures_total",
+            "Feed states not written to the changelog (the local cache has them; a "
+            "next owner polls with the state before).",
+            registry=registry,
+        )
         self._feeds: dict[str, FeedMetrics] = {}
 
     def feed(self, name: str) -> FeedMetrics:
@@ -182,6 +207,7 @@ class Poller:
     metrics: FetcherMetrics
     gate: HostGate
     schedule: Schedule
+    changelog: str | None = None  # the state changelog topic, when feeds are owned by partition
 
 
 async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> FeedState:
@@ -203,8 +229,26 @@ async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> Fe
         poller.metrics.feed(feed.name).bytes.inc(len(result.content))
         decision = await _answered(ctx, poller, feed, state, result, now)
     poller.store.put(decision.state, seen=decision.outcome == "200")
+    if poller.changelog is not None:
+        await _log_state(ctx, poller, decision.state)
     _report(poller.metrics.feed(feed.name), state, decision, time.perf_counter() - started)
     return decision.state
+
+
+async def _log_state(ctx: ServiceContext, poller: Poller, state: FeedState) -> None:
+    """Send ``state`` to the changelog, keyed like the feed; the write is flushed
+    when the feed's partition is revoked or the fetcher stops. A broker that does
+    not take it costs the next owner a poll with an older state, never this
+    feed's loop."""
+    assert poller.changelog is not None
+    try:
+        await asyncio.wait_for(
+            ctx.producer.send(poller.changelog, encode_state(state), key=state.feed_key.encode()),
+            BROKER_TIMEOUT_SECONDS,
+        )
+    except (KafkaError, TimeoutError) as exc:
+        poller.metrics.changelog_failures.inc()
+        log_event(log, "changelog_failed", level=logging.WARNING, status="error", error=repr(exc))
 
 
 async def _answered(
@@ -339,6 +383,193 @@ def _reload_on_sighup() -> asyncio.Event:
     return reload
 
 
+class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The feeds of the ``feeds`` partitions assigned to this replica, each polled
+    by a loop of its own (see :mod:`.feed_table`)."""
+
+    def __init__(self, ctx: ServiceContext, poller: Poller, consumer: AIOKafkaConsumer) -> None:
+        self._ctx = ctx
+        self._poller = poller
+        self._consumer = consumer
+        self.loops: dict[str, tuple[int, FeedConfig, asyncio.Task[None]]] = {}
+        self.partitions: set[int] = set()
+        self._starting: dict[str, tuple[int, FeedConfig]] = {}
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        gone = {tp.partition for tp in revoked}
+        await self.stop([url for url, (p, _, _) in self.loops.items() if p in gone])
+        for url in [u for u, (p, _) in self._starting.items() if p in gone]:
+            del self._starting[url]
+        # The stopped feeds' last states reach the changelog before their next owner reads it.
+        with contextlib.suppress(KafkaError, TimeoutError):
+            await asyncio.wait_for(self._ctx.producer.flush(), BROKER_TIMEOUT_SECONDS)
+        self.partitions -= gone
+        self._counted("revoked", gone)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        new = {tp.partition for tp in assigned} - self.partitions
+        restored = 0
+        if new:  # the state their previous owner last wrote, before any of their polls
+            changelog = await read_table(
+                self._ctx.settings, self._ctx.bootstrap, self._ctx.topics.fetcher_state, new
+            )
+            for _, value in changelog.values():
+                state = decode_state(value) if value is not None else None
+                if state is not None:
+                    self._poller.store.put(state)
+                    restored += 1
+            self._poller.store.flush()
+        self.partitions = {tp.partition for tp in assigned}
+        if assigned:
+            await self._consumer.seek_to_beginning(*assigned)  # the whole table, every time
+        self._counted("assigned", new, states_restored=restored)
+
+    def _counted(self, change: str, partitions: set[int], **fields: Any) -> None:
+        metrics = self._poller.metrics
+        metrics.rebalances.labels(change).inc(len(partitions))
+        metrics.partitions.set(len(self.partitions))
+        log_event(
+            log,
+            f"partitions_{change}",
+            status="ok",
+            partitions=",".join(map(str, sorted(partitions))),
+            owned=",".join(map(str, sorted(self.partitions))),
+            **fields,
+        )
+
+    def apply(self, partition: int, url: str, value: bytes | None) -> None:
+        """Follow one record of the table: a feed to start, restart or stop."""
+        feed = decode_feed(value) if value is not None else None
+        if value is not None and feed is None:
+            log_event(log, "feed_record_invalid", level=logging.ERROR, status="rejected", url=url)
+        self._starting.pop(url, None)
+        current = self.loops.get(url)
+        if current is not None and (current[0], current[1]) == (partition, feed):
+            return
+        if current is not None:
+            current[2].cancel()
+            del self.loops[url]
+        if feed is not None and partition in self.partitions:
+            self._starting[url] = (partition, feed)
+
+    def start_pending(self) -> None:
+        """Start the loops of the feeds read since the last call, their first polls
+        spread over each host's feeds."""
+        if not self._starting:
+            return
+        owned = [f for _, f, _ in self.loops.values()] + [f for _, f in self._starting.values()]
+        offsets = first_poll_offsets(owned, self._ctx.settings.fetch_interval_seconds)
+        for url, (partition, feed) in self._starting.items():
+            task = asyncio.create_task(
+                _feed_loop(self._ctx, self._poller, feed, offsets[url]), name=feed.name
+            )
+            self.loops[url] = (partition, feed, task)
+        self._starting.clear()
+        self._poller.metrics.feeds_owned.set(len(self.loops))
+
+    def failure(self) -> BaseException | None:
+        """The first exception a feed loop ended with (a bug: polls catch their own)."""
+        return first_failure([t for _, _, t in self.loops.values() if t.done()])
+
+    async def stop(self, urls: list[str] | None = None) -> None:
+        """Stop the loops of ``urls`` (all when None) and wait until they have."""
+        chosen = list(self.loops) if urls is None else urls
+        tasks = [self.loops.pop(url)[2] for url in chosen]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._poller.metrics.feeds_owned.set(len(self.loops))
+
+
+async def _past_log_end(consumer: AIOKafkaConsumer) -> bool:
+    """Whether a partition of the table is read past its log's end (the broker lost
+    its data); those partitions are read again from the start."""
+    lost = False
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), 1.0)
+        except (TimeoutError, KafkaError):
+            continue
+        if position > high:
+            log_event(
+                log,
+                "offsets_reset",
+                level=logging.ERROR,
+                status="past-log-end",
+                topic=tp.topic,
+                partition=tp.partition,
+            )
+            await consumer.seek_to_beginning(tp)
+            lost = True
+    return lost
+
+
+async def _sync(ctx: ServiceContext, feeds: tuple[FeedConfig, ...] | None) -> None:
+    """Write the configuration file's feeds to the table, when the fetcher has a file."""
+    if feeds is None:
+        return
+    try:
+        done = await sync_feeds(ctx.settings, ctx.bootstrap, ctx.topics, feeds)
+    except BrokerError as exc:
+        log_event(log, "feeds_synced", level=logging.ERROR, status="error", error=str(exc))
+        return
+    log_event(
+        log,
+        "feeds_synced",
+        status="ok",
+        written=len(done.written),
+        removed=len(done.removed),
+        unchanged=done.unchanged,
+    )
+
+
+async def _supervise(
+    ctx: ServiceContext, poller: Poller, feeds: tuple[FeedConfig, ...] | None
+) -> None:
+    """Poll the feeds of the partitions the group assigns this replica; on SIGHUP,
+    write the file's feeds to the table again (the table's records then start,
+    change or stop the loops of every replica)."""
+    reload = _reload_on_sighup()
+    await _sync(ctx, feeds)
+    consumer = make_consumer(ctx.settings, ctx.bootstrap, GROUP_ID)
+    owned = _Owned(ctx, poller, consumer)
+    consumer.subscribe([ctx.topics.feeds], listener=owned)
+    await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
+    ctx.readiness.set("kafka")
+    try:
+        while not ctx.stop.is_set():
+            try:
+                batches = await consumer.getmany(timeout_ms=500)
+            except KafkaError as exc:
+                log_event(
+                    log, "feeds_read_failed", level=logging.WARNING, status="error", error=repr(exc)
+                )
+                await asyncio.sleep(1.0)
+                continue
+            for tp, records in batches.items():
+                for record in records:
+                    if record.key is not None:
+                        owned.apply(tp.partition, record.key.decode(), record.value)
+            owned.start_pending()
+            if failure := owned.failure():
+                raise failure
+            if reload.is_set():
+                reload.clear()
+                if ctx.settings.config_file is not None:
+                    await _sync(ctx, _reloaded(ctx, feeds or ()))
+            if not batches and await _past_log_end(consumer):
+                await _sync(ctx, feeds)  # the broker lost the table: write it again
+    finally:
+        ctx.readiness.set("kafka", False)
+        await owned.stop()
+        with contextlib.suppress(KafkaError, TimeoutError):
+            await asyncio.wait_for(ctx.producer.flush(), BROKER_TIMEOUT_SECONDS)
+        await stop_within(consumer.stop(), "fetcher consumer")
+
+
 def _reloaded(ctx: ServiceContext, current: tuple[FeedConfig, ...]) -> tuple[FeedConfig, ...]:
     """The feeds of the configuration file as it is now; the current ones if it is broken."""
     try:
@@ -350,36 +581,10 @@ def _reloaded(ctx: ServiceContext, current: tuple[FeedConfig, ...]) -> tuple[Fee
     return feeds
 
 
-async def _supervise(ctx: ServiceContext, poller: Poller, feeds: tuple[FeedConfig, ...]) -> None:
-    """One loop per feed; on SIGHUP, re-read the file: start added or changed feeds,
-    stop removed ones, leave the rest polling on their schedule."""
-    reload = _reload_on_sighup()
-    loops: dict[FeedConfig, asyncio.Task[None]] = {}
-    try:
-        while True:
-            for gone in set(loops) - set(feeds):
-                loops.pop(gone).cancel()
-            offsets = first_poll_offsets(feeds, ctx.settings.fetch_interval_seconds)
-            for new in set(feeds) - set(loops):
-                loops[new] = asyncio.create_task(
-                    _feed_loop(ctx, poller, new, offsets[new.url]), name=new.name
-                )
-            running = [t for t in loops.values() if not t.done()]  # a gone (410) feed ends
-            if failure := first_failure(await until_first(running, reload, ctx.stop)):
-                raise failure
-            if ctx.stop.is_set():
-                return
-            if reload.is_set():
-                reload.clear()
-                feeds = _reloaded(ctx, feeds)
-    finally:
-        for task in loops.values():
-            task.cancel()
-        await asyncio.gather(*loops.values(), return_exceptions=True)
-
-
 async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> None:
-    """Poll ``feeds`` until ``ctx.stop`` is set; SIGHUP reloads them from the file."""
+    """Write ``feeds`` (when there are any) to the feeds table, then poll the feeds of
+    the partitions this replica is assigned until ``ctx.stop`` is set; SIGHUP writes
+    the file's feeds to the table again."""
     settings = ctx.settings
     metrics = FetcherMetrics(ctx.registry)
     store = FeedStateStore(settings.state_dir / "fetcher.sqlite3")
@@ -395,9 +600,10 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
         user_agent=_user_agent(settings),
     )
     async with client:
-        poller = Poller(client, store, metrics, gate, Schedule.of(settings))
-        ctx.readiness.set("kafka")
+        schedule = Schedule.of(settings)
+        poller = Poller(client, store, metrics, gate, schedule, ctx.topics.fetcher_state)
         try:
-            await _supervise(ctx, poller, feeds)
+            # Given no feeds (no configuration file), the replica follows the table only.
+            await _supervise(ctx, poller, feeds or None)
         finally:
             store.close()

@@ -1,0 +1,182 @@
+"""Fetcher replicas on one broker share the feeds by consumer-group assignment, and
+a feed's state moves with its partition (services/fetcher/feed_table.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from dohawatch.app import RunPlan
+from dohawatch.fetcher.feed_table import read_table, sync_feeds
+from dohawatch.shared.config_file import FeedConfig
+from dohawatch.shared.kafka import Topics, ensure_topics
+from dohawatch.shared.settings import Settings
+
+from .conftest import configure, read_topic, running
+
+pytestmark = pytest.mark.integration
+
+TOPICS = Topics.with_prefix("dohawatch.")
+FEEDS = 30
+
+
+class FeedFarm:
+    """``FEEDS`` RSS feeds on loopback, two items each, with an ETag; it records who
+    asked for which feed (the User-Agent names the replica) and with which validator."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, str | None]] = []  # path, user agent, If-None-Match
+        farm = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                n = self.path.strip("/").removesuffix(".xml")
+                etag = f'"v1-{n}"'
+                farm.requests.append(
+                    (self.path, self.headers["User-Agent"], self.headers["If-None-Match"])
+                )
+                if self.headers["If-None-Match"] == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
+                items = "".join(
+                    f"<item><title>Gaza talks {n}.{i}</title><guid>feed-{n}-item-{i}</guid>"
+                    f"<link>https://farm.example/{n}/{i}</link></item>"
+                    for i in range(2)
+                )
+                body = f'<rss version="2.0"><channel><title>f{n}</title>{items}</channel></rss>'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml")
+                self.send_header("ETag", etag)
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.feeds = tuple(
+            FeedConfig(url=f"http://127.0.0.1:{self._server.server_port}/{n}.xml", name=f"f{n}")
+            for n in range(FEEDS)
+        )
+
+    def pollers(self, path: str) -> set[str]:
+        """The replicas (User-Agents) that asked for ``path``."""
+        return {agent for p, agent, _ in self.requests if p == path}
+
+    def start(self) -> None:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def farm() -> Iterator[FeedFarm]:
+    server = FeedFarm()
+    server.start()
+    yield server
+    server.stop()
+
+
+def _replica(settings: Settings, tmp_path: Path, name: str) -> Settings:
+    return configure(
+        settings,
+        state_dir=tmp_path / name,  # no shared disk: each replica its own cache
+        fetch_contact_url=f"https://replica.example/{name}",
+        fetch_interval_seconds=1.0,
+        fetch_min_interval_seconds=1.0,
+        topic_partitions=6,
+    )
+
+
+def _partitions(plan: RunPlan) -> int:
+    """The partitions of the feeds topic the plan's fetcher holds."""
+    ctx = plan.contexts.get("fetcher")
+    value = ctx.registry.get_sample_value("dohawatch_fetch_partitions_assigned") if ctx else None
+    return int(value or 0)
+
+
+async def _until(condition: object, seconds: float) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.2)
+
+
+async def test_replicas_share_the_feeds_and_a_leavers_state_moves_to_its_successor(
+    settings: Settings, farm: FeedFarm, tmp_path: Path
+) -> None:
+    """Two replicas poll disjoint halves of the feeds; when one leaves, the other
+    polls its feeds with the validators the leaver last saw (from the changelog,
+    not a disk they share), so nothing is published twice."""
+    a, b = _replica(settings, tmp_path, "a"), _replica(settings, tmp_path, "b")
+    agent = {name: f"(+https://replica.example/{name})" for name in "ab"}
+    paths = [f"/{n}.xml" for n in range(FEEDS)]
+
+    def polled_by(name: str) -> set[str]:
+        return {p for p in paths if any(agent[name] in ua for ua in farm.pollers(p))}
+
+    async with running(a, farm.feeds, services=["fetcher"]) as plan_a:
+        async with running(b, services=["fetcher"]) as plan_b:  # no feeds of its own
+            # Both replicas in the group with the six partitions shared out; then
+            # each feed polled twice (a 304 the second time).
+            await _until(
+                lambda: (
+                    _partitions(plan_a) + _partitions(plan_b) == 6
+                    and _partitions(plan_a) * _partitions(plan_b) > 0
+                    and polled_by("a")
+                    and polled_by("b")
+                ),
+                40,
+            )
+            mark = len(farm.requests)
+            await _until(
+                lambda: all(sum(r[0] == p for r in farm.requests[mark:]) >= 2 for p in paths), 30
+            )
+            recent = farm.requests[mark:]
+            owners = {p: {ua for q, ua, _ in recent if q == p} for p in paths}
+            assert all(len(who) == 1 for who in owners.values()), owners
+            b_feeds = {p for p, who in owners.items() if agent["b"] in next(iter(who))}
+            assert b_feeds
+            assert len(b_feeds) < FEEDS
+        # b has left the group: a takes its partitions and their states.
+        mark = len(farm.requests)
+        await _until(lambda: all(any(r[0] == p for r in farm.requests[mark:]) for p in b_feeds), 40)
+        taken = [r for r in farm.requests[mark:] if r[0] in b_feeds]
+        first = {p: next(r for r in taken if r[0] == p) for p in b_feeds}
+        for path, ua, etag in first.values():
+            assert agent["a"] in ua
+            assert etag == f'"v1-{path.strip("/").removesuffix(".xml")}"', path  # b's validator
+    raw = await read_topic(a.kafka_bootstrap_servers or "", TOPICS.raw, 2 * FEEDS + 1, 10)
+    keys = [r.key for r in raw]
+    assert len(keys) == len(set(keys)) == 2 * FEEDS  # every entry once, none twice
+
+
+async def test_sync_writes_the_list_and_tombstones_removed_feeds(
+    settings: Settings, farm: FeedFarm
+) -> None:
+    """The table holds exactly the synced list; a second sync with one feed fewer
+    writes nothing but the removal (and clears that feed's state)."""
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    await ensure_topics(settings, bootstrap, TOPICS)
+    first = await sync_feeds(settings, bootstrap, TOPICS, farm.feeds[:5])
+    assert len(first.written) == 5
+    assert not first.removed
+    again = await sync_feeds(settings, bootstrap, TOPICS, farm.feeds[:4])
+    assert again.written == ()
+    assert again.removed == (farm.feeds[4].url,)
+    assert again.unchanged == 4
+    table = await read_table(settings, bootstrap, TOPICS.feeds)
+    live = {url for url, (_, value) in table.items() if value is not None}
+    assert live == {f.url for f in farm.feeds[:4]}
+    assert table[farm.feeds[4].url][1] is None
+    states = await read_table(settings, bootstrap, TOPICS.fetcher_state)
+    assert states[farm.feeds[4].url][1] is None
