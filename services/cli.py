@@ -20,6 +20,9 @@ from .shared.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from .classifier.evaluate import Labelled
+    from .fetcher.core import FeedState
+    from .fetcher.feed_table import Row
+    from .shared.config_file import FeedConfig
 
 log = logging.getLogger("dohawatch")
 
@@ -75,22 +78,94 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _feeds(settings: Settings, args: argparse.Namespace) -> int:
     from .fetcher.feed_list import feeds_table, import_opml
-    from .fetcher.state import FeedStateStore
 
-    if args.feeds_command == "import":
-        print(import_opml(args.file, args.tag), end="")
-        return 0
-    config = load_file_config(settings.config_file)
-    path = settings.state_dir / "fetcher.sqlite3"
-    states = {}
-    if path.exists():
-        store = FeedStateStore(path)
-        try:
-            states = {s.feed_key: s for s in store.all()}
-        finally:
-            store.close()
-    print("\n".join(feeds_table(config.feeds, states, settings.fetch_failing_after)))
+    match args.feeds_command:
+        case "import":
+            print(import_opml(args.file, args.tag), end="")
+            return 0
+        case "sync":
+            return asyncio.run(_sync_feeds(settings, args.file))
+        case "list":
+            feeds, states, owners = asyncio.run(_listed_feeds(settings))
+            print("\n".join(feeds_table(feeds, states, settings.fetch_failing_after, owners)))
+            return 0
+        case _:
+            raise AssertionError(f"unknown feeds action {args.feeds_command!r}")
+
+
+def _cluster(settings: Settings, action: str) -> str:
+    if not settings.kafka_bootstrap_servers:
+        raise ConfigError(
+            f"feeds {action} talks to a Kafka cluster: set DOHAWATCH_KAFKA_BOOTSTRAP_SERVERS "
+            "(with the embedded broker, the fetcher of `dohawatch run` syncs "
+            "DOHAWATCH_CONFIG_FILE itself)"
+        )
+    return settings.kafka_bootstrap_servers
+
+
+async def _sync_feeds(settings: Settings, path: Path) -> int:
+    from .fetcher.feed_table import sync_feeds
+    from .shared.kafka import Topics, ensure_topics
+
+    bootstrap = _cluster(settings, "sync")
+    feeds = load_file_config(path).feeds
+    topics = Topics.with_prefix(settings.topic_prefix)
+    await ensure_topics(settings, bootstrap, topics)
+    done = await sync_feeds(settings, bootstrap, topics, feeds)
+    for url in done.written:
+        print(f"written  {url}")
+    for url in done.removed:
+        print(f"removed  {url}")
+    print(f"{len(done.written)} written, {len(done.removed)} removed, {done.unchanged} unchanged")
     return 0
+
+
+def _last_poller(row: Row | None) -> str | None:
+    return row.replica if row is not None else None
+
+
+async def _listed_feeds(
+    settings: Settings,
+) -> tuple[list[FeedConfig], dict[str, FeedState], dict[str, str] | None]:
+    """The feeds, their states and owners: from the cluster's tables when there is a
+    cluster, else from the configuration file and this machine's state cache."""
+    from .fetcher.feed_table import decode_feed, decode_state, partition_owners, read_table
+    from .fetcher.state import FeedStateStore
+    from .shared.kafka import Topics
+
+    if not settings.kafka_bootstrap_servers:
+        path = settings.state_dir / "fetcher.sqlite3"
+        states: dict[str, FeedState] = {}
+        if path.exists():
+            store = FeedStateStore(path)
+            try:
+                states = {s.feed_key: s for s in store.all()}
+            finally:
+                store.close()
+        return list(load_file_config(settings.config_file).feeds), states, None
+    bootstrap = settings.kafka_bootstrap_servers
+    topics = Topics.with_prefix(settings.topic_prefix)
+    table = await read_table(settings, bootstrap, topics.feeds)
+    changelog = await read_table(settings, bootstrap, topics.fetcher_state)
+    feeds = [
+        feed
+        for row in table.values()
+        if row.value is not None and (feed := decode_feed(row.value)) is not None
+    ]
+    states = {
+        url: state
+        for url, row in changelog.items()
+        if row.value is not None and (state := decode_state(row.value)) is not None
+    }
+    # The group's assignment where the broker describes it (Apache Kafka); else the
+    # replica that wrote the feed's last state, which is its owner once it has polled.
+    by_partition = await partition_owners(settings, bootstrap, topics.feeds)
+    owners = {
+        url: owner
+        for url, row in table.items()
+        if (owner := by_partition.get(row.partition) or _last_poller(changelog.get(url)))
+    }
+    return feeds, states, owners
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -336,16 +411,24 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--step", type=float, default=5.0, help="seconds between items")
     feeds = sub.add_parser(
         "feeds",
-        help="list the feeds with their state, or import an OPML file",
-        description="Inspect and manage the feed list of DOHAWATCH_CONFIG_FILE.",
+        help="list the feeds with their state and owner, sync them, or import an OPML file",
+        description="Inspect and manage the feed list: on a Kafka cluster, the feeds "
+        "topic that fetcher replicas share; without one, DOHAWATCH_CONFIG_FILE.",
     )
     feeds_sub = feeds.add_subparsers(dest="feeds_command", required=True, metavar="ACTION")
     feeds_sub.add_parser(
         "list",
-        help="each feed's status, last success, next poll and URL",
-        description="Each configured feed with its stored state: status, last success, "
-        "next poll and the URL it is polled at now.",
+        help="each feed's status, last success, next poll, owner and URL",
+        description="Each feed with its state: status, last success, next poll, the "
+        "fetcher replica that polls it (on a Kafka cluster) and the URL it is polled at now.",
     )
+    sync = feeds_sub.add_parser(
+        "sync",
+        help="write a configuration file's feeds to the feeds topic",
+        description="Make the feeds topic hold exactly the feeds of FILE: write new and "
+        "changed ones, remove the others. Fetcher replicas follow within a poll.",
+    )
+    sync.add_argument("file", type=Path, help="configuration file (its feeds: list)")
     opml = feeds_sub.add_parser(
         "import",
         help="print an OPML file's feeds as configuration YAML",

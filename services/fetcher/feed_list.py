@@ -1,13 +1,15 @@
 """``dohawatch feeds``: what operators ask of their feed list.
 
-``list`` joins the configuration with the fetcher's stored state; ``import``
-turns an OPML subscription list into entries for the configuration file.
+``list`` joins the feed list with each feed's state and, on a Kafka cluster, the
+replica that polls it; ``sync`` writes the configuration file's feeds to the
+feeds topic (:mod:`.feed_table`); ``import`` turns an OPML subscription list
+into entries for the configuration file.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -39,24 +41,32 @@ def _status(state: FeedState | None, failing_after: int) -> str:
 
 
 def feeds_table(
-    feeds: Sequence[FeedConfig], states: dict[str, FeedState], failing_after: int
+    feeds: Sequence[FeedConfig],
+    states: Mapping[str, FeedState],
+    failing_after: int,
+    owners: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """One line per configured feed: name, status, last success, next poll, URL polled."""
-    rows = [("feed", "status", "last success", "next poll", "url")]
+    """One line per feed: name, status, last success, next poll, the replica that
+    polls it (when ``owners`` is given: feed URL -> replica), and the URL polled."""
+    header = ("feed", "status", "last success", "next poll")
+    rows = [(*header, *(("owner",) if owners is not None else ()), "url")]
     for feed in feeds:
         state = states.get(feed.url)
+        owner = () if owners is None else (owners.get(feed.url, "-"),)
         rows.append(
             (
                 feed.name,
                 _status(state, failing_after),
                 _when(state.last_success if state else None),
                 _when(state.next_poll if state else None),
+                *owner,
                 state.url if state else feed.url,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    aligned = len(rows[0]) - 1  # every column but the URL
+    widths = [max(len(r[i]) for r in rows) for i in range(aligned)]
     return [
-        "  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=False)) + "  " + r[4]
+        "  ".join(c.ljust(w) for c, w in zip(r[:aligned], widths, strict=True)) + "  " + r[-1]
         for r in rows
     ]
 

@@ -28,11 +28,15 @@ table is read from the beginning on every assignment.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from pydantic import TypeAdapter, ValidationError
@@ -46,16 +50,22 @@ from .core import FeedState
 
 __all__ = [
     "GROUP_ID",
+    "REPLICA_HEADER",
+    "Row",
     "SyncResult",
     "decode_feed",
     "decode_state",
     "encode_feed",
     "encode_state",
+    "partition_owners",
     "read_table",
+    "replica_name",
     "sync_feeds",
 ]
 
 GROUP_ID = "dohawatch-fetcher"
+REPLICA_HEADER = "dohawatch_replica"
+"""The header of a changelog record that names the replica that polled the feed."""
 
 _STATE: TypeAdapter[FeedState] = TypeAdapter(FeedState)
 
@@ -86,18 +96,27 @@ def decode_state(value: bytes) -> FeedState | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A key's latest record in a table: its partition, value (None: a tombstone)
+    and the replica that wrote it, when it says."""
+
+    partition: int
+    value: bytes | None
+    replica: str | None = None
+
+
 async def read_table(
     settings: Settings, bootstrap: str, topic: str, partitions: Iterable[int] | None = None
-) -> dict[str, tuple[int, bytes | None]]:
-    """The latest value of each key of ``topic`` (of ``partitions``, or all of
-    them), with its partition, read to the high watermark; a tombstone's value
-    is None.
+) -> dict[str, Row]:
+    """The latest record of each key of ``topic`` (of ``partitions``, or all of
+    them), read to the high watermark.
 
     Raises:
         BrokerError: the broker could not be reached.
     """
     consumer = AIOKafkaConsumer(**client_options(settings, bootstrap), enable_auto_commit=False)
-    table: dict[str, tuple[int, bytes | None]] = {}
+    table: dict[str, Row] = {}
     try:
         await consumer.start()
         await consumer.topics()
@@ -111,7 +130,10 @@ async def read_table(
         for tp in tps:
             for record in await read_to_high_watermark(consumer, tp):
                 if record.key is not None:
-                    table[record.key.decode()] = (tp.partition, record.value)
+                    replica = dict(record.headers or ()).get(REPLICA_HEADER)
+                    table[record.key.decode()] = Row(
+                        tp.partition, record.value, replica.decode() if replica else None
+                    )
     except KafkaError as exc:
         raise BrokerError(f"cannot read {topic}: {exc!r}") from exc
     finally:
@@ -139,7 +161,7 @@ async def sync_feeds(
     """
     wanted = {f.url: encode_feed(f) for f in feeds}
     table = await read_table(settings, bootstrap, topics.feeds)
-    current = {url: value for url, (_, value) in table.items() if value is not None}
+    current = {url: row.value for url, row in table.items() if row.value is not None}
     written = [url for url, value in wanted.items() if current.get(url) != value]
     removed = sorted(set(current) - set(wanted))
     if written or removed:
@@ -161,6 +183,36 @@ async def sync_feeds(
     return SyncResult(tuple(written), tuple(removed), len(wanted) - len(written))
 
 
-def owners(assignments: Mapping[str, Iterable[int]]) -> dict[int, str]:
-    """Partition -> the member that holds it, from each member's partitions."""
-    return {p: member for member, parts in assignments.items() for p in parts}
+async def partition_owners(settings: Settings, bootstrap: str, topic: str) -> dict[int, str]:
+    """Partition of ``topic`` -> the fetcher replica the group assigned it to (its
+    client id, which names its host and process); empty when the group is not
+    running or the broker cannot describe it.
+
+    Raises:
+        BrokerError: the broker could not be reached.
+    """
+    admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
+    try:
+        await admin.start()
+        described = await admin.describe_consumer_groups([GROUP_ID])
+    except KafkaError as exc:
+        raise BrokerError(f"cannot describe group {GROUP_ID}: {exc!r}") from exc
+    finally:
+        await admin.close()
+    owners: dict[int, str] = {}
+    for response in described:
+        for group in response.groups:
+            for member in group[5]:  # member_id, client_id, client_host, metadata, assignment
+                if not member[4]:
+                    continue
+                assignment = ConsumerProtocolMemberAssignment.decode(member[4])
+                for name, partitions in assignment.assignment:
+                    if name == topic:
+                        owners.update(dict.fromkeys(partitions, member[1]))
+    return owners
+
+
+def replica_name(settings: Settings) -> str:
+    """The client id a fetcher replica's group consumer goes by: it names the host
+    (the pod, in Kubernetes) and the process, for ``dohawatch feeds list``."""
+    return f"{settings.kafka_client_id}-fetcher@{socket.gethostname()}:{os.getpid()}"

@@ -55,7 +55,16 @@ from .core import (
     moved,
     needs_body,
 )
-from .feed_table import GROUP_ID, decode_feed, decode_state, encode_state, read_table, sync_feeds
+from .feed_table import (
+    GROUP_ID,
+    REPLICA_HEADER,
+    decode_feed,
+    decode_state,
+    encode_state,
+    read_table,
+    replica_name,
+    sync_feeds,
+)
 from .http import FetchResult, HostGate, fetch
 from .reading import read_body
 from .state import FeedStateStore
@@ -208,6 +217,7 @@ class Poller:
     gate: HostGate
     schedule: Schedule
     changelog: str | None = None  # the state changelog topic, when feeds are owned by partition
+    replica: str = ""  # this replica's name, on its changelog records
 
 
 async def poll_once(ctx: ServiceContext, poller: Poller, feed: FeedConfig) -> FeedState:
@@ -243,7 +253,12 @@ async def _log_state(ctx: ServiceContext, poller: Poller, state: FeedState) -> N
     assert poller.changelog is not None
     try:
         await asyncio.wait_for(
-            ctx.producer.send(poller.changelog, encode_state(state), key=state.feed_key.encode()),
+            ctx.producer.send(
+                poller.changelog,
+                encode_state(state),
+                key=state.feed_key.encode(),
+                headers=[(REPLICA_HEADER, poller.replica.encode())],
+            ),
             BROKER_TIMEOUT_SECONDS,
         )
     except (KafkaError, TimeoutError) as exc:
@@ -413,8 +428,8 @@ class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
             changelog = await read_table(
                 self._ctx.settings, self._ctx.bootstrap, self._ctx.topics.fetcher_state, new
             )
-            for _, value in changelog.values():
-                state = decode_state(value) if value is not None else None
+            for row in changelog.values():
+                state = decode_state(row.value) if row.value is not None else None
                 if state is not None:
                     self._poller.store.put(state)
                     restored += 1
@@ -534,7 +549,8 @@ async def _supervise(
     change or stop the loops of every replica)."""
     reload = _reload_on_sighup()
     await _sync(ctx, feeds)
-    consumer = make_consumer(ctx.settings, ctx.bootstrap, GROUP_ID)
+    named = ctx.settings.model_copy(update={"kafka_client_id": replica_name(ctx.settings)})
+    consumer = make_consumer(named, ctx.bootstrap, GROUP_ID)
     owned = _Owned(ctx, poller, consumer)
     consumer.subscribe([ctx.topics.feeds], listener=owned)
     await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
@@ -601,7 +617,15 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
     )
     async with client:
         schedule = Schedule.of(settings)
-        poller = Poller(client, store, metrics, gate, schedule, ctx.topics.fetcher_state)
+        poller = Poller(
+            client,
+            store,
+            metrics,
+            gate,
+            schedule,
+            ctx.topics.fetcher_state,
+            replica_name(settings),
+        )
         try:
             # Given no feeds (no configuration file), the replica follows the table only.
             await _supervise(ctx, poller, feeds or None)

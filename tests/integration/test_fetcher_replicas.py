@@ -4,12 +4,17 @@ a feed's state moves with its partition (services/fetcher/feed_table.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dohawatch.app import RunPlan
 from dohawatch.fetcher.feed_table import read_table, sync_feeds
@@ -175,8 +180,49 @@ async def test_sync_writes_the_list_and_tombstones_removed_feeds(
     assert again.removed == (farm.feeds[4].url,)
     assert again.unchanged == 4
     table = await read_table(settings, bootstrap, TOPICS.feeds)
-    live = {url for url, (_, value) in table.items() if value is not None}
+    live = {url for url, row in table.items() if row.value is not None}
     assert live == {f.url for f in farm.feeds[:4]}
-    assert table[farm.feeds[4].url][1] is None
+    assert table[farm.feeds[4].url].value is None
     states = await read_table(settings, bootstrap, TOPICS.fetcher_state)
-    assert states[farm.feeds[4].url][1] is None
+    assert states[farm.feeds[4].url].value is None
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "DOHAWATCH_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+        "DOHAWATCH_STATE_DIR": str(settings.state_dir),
+    }
+    return subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "dohawatch", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_feeds_sync_and_list_name_the_replica_that_polls_each_feed(
+    settings: Settings, farm: FeedFarm, tmp_path: Path
+) -> None:
+    """`dohawatch feeds sync FILE` fills the table that a replica started without
+    feeds polls; `dohawatch feeds list` shows every feed with that replica as owner."""
+    replica = _replica(settings, tmp_path, "solo")
+    config = tmp_path / "feeds.yaml"
+    config.write_text(yaml.safe_dump({"feeds": [f.model_dump() for f in farm.feeds[:6]]}))
+    bootstrap = replica.kafka_bootstrap_servers or ""
+    await ensure_topics(replica, bootstrap, TOPICS)
+    synced = await asyncio.to_thread(_cli, replica, "feeds", "sync", str(config))
+    assert synced.returncode == 0, synced.stderr
+    assert "6 written, 0 removed, 0 unchanged" in synced.stdout
+    async with running(replica, services=["fetcher"]) as plan:
+        await _until(lambda: _partitions(plan) == 6, 30)
+        await _until(lambda: all(farm.pollers(f"/{n}.xml") for n in range(6)), 30)
+        listed = await asyncio.to_thread(_cli, replica, "feeds", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert "owner" in header.split()
+    assert len(rows) == 6
+    owner = f"dohawatch-fetcher@{socket.gethostname()}:{os.getpid()}"
+    assert all(owner in row for row in rows), listed.stdout

@@ -90,3 +90,16 @@ def test_feeds_table_aligns_columns() -> None:
     ]
     lines = feeds_table(feeds, {}, 5)
     assert len({line.index("new") for line in lines[1:]}) == 1
+
+
+def test_feeds_table_names_each_feeds_owner_when_known() -> None:
+    """On a cluster the table gains an owner column; a feed nobody polled yet shows '-'."""
+    feeds = [
+        FeedConfig(url="https://a.example/x", name="A"),
+        FeedConfig(url="https://b.example/x", name="B"),
+    ]
+    header, a, b = feeds_table(feeds, {}, 5, {"https://a.example/x": "fetcher@pod-1:7"})
+    assert header.split()[-2:] == ["owner", "url"]
+    assert a.split()[-2:] == ["fetcher@pod-1:7", "https://a.example/x"]
+    assert b.split()[-2:] == ["-", "https://b.example/x"]
+    assert "owner" not in feeds_table(feeds, {}, 5)[0]
