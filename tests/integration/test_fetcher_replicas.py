@@ -226,3 +226,80 @@ async def test_feeds_sync_and_list_name_the_replica_that_polls_each_feed(
     assert len(rows) == 6
     owner = f"dohawatch-fetcher@{socket.gethostname()}:{os.getpid()}"
     assert all(owner in row for row in rows), listed.stdout
+
+
+async def _fetcher_process(
+    settings: Settings, tmp_path: Path, name: str, config: Path
+) -> asyncio.subprocess.Process:
+    """``dohawatch fetcher`` as an operator starts it, in a process of its own."""
+    env = {
+        **os.environ,
+        "DOHAWATCH_KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
+        "DOHAWATCH_KAFKA_IDEMPOTENCE": "false",
+        "DOHAWATCH_KAFKA_SESSION_TIMEOUT_MS": "3000",
+        "DOHAWATCH_KAFKA_REBALANCE_TIMEOUT_MS": "1000",
+        "DOHAWATCH_CONFIG_FILE": str(config),
+        "DOHAWATCH_STATE_DIR": str(tmp_path / name),
+        "DOHAWATCH_FETCHER_HTTP_PORT": "0",
+        "DOHAWATCH_FETCH_CONTACT_URL": f"https://replica.example/{name}",
+        "DOHAWATCH_FETCH_INTERVAL_SECONDS": "1",
+        "DOHAWATCH_FETCH_MIN_INTERVAL_SECONDS": "1",
+        "DOHAWATCH_FETCH_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "DOHAWATCH_FETCH_HOST_MIN_GAP_SECONDS": "0",
+        "DOHAWATCH_TOPIC_PARTITIONS": "6",
+        "DOHAWATCH_LOG_LEVEL": "WARNING",
+    }
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "dohawatch",
+        "fetcher",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def test_a_killed_replicas_feeds_are_taken_over_and_it_rejoins(
+    settings: Settings, farm: FeedFarm, tmp_path: Path
+) -> None:
+    """Two fetcher processes share the feeds; SIGKILL one, and the other polls its
+    feeds with the validators the dead one wrote to the changelog; started again,
+    it takes a share back. Every entry reaches news.raw, each under one id."""
+    config = tmp_path / "feeds.yaml"
+    config.write_text(yaml.safe_dump({"feeds": [f.model_dump() for f in farm.feeds]}))
+    agent = {name: f"(+https://replica.example/{name})" for name in "ab"}
+    paths = [f"/{n}.xml" for n in range(FEEDS)]
+
+    def polled_by(name: str, since: int = 0) -> set[str]:
+        return {r[0] for r in farm.requests[since:] if agent[name] in r[1]}
+
+    processes = [await _fetcher_process(settings, tmp_path, n, config) for n in "ab"]
+    try:
+        await _until(lambda: polled_by("a") and polled_by("b"), 60)
+        mark = len(farm.requests)  # shares settle, then every feed is polled twice
+        await _until(
+            lambda: all(sum(r[0] == p for r in farm.requests[mark:]) >= 3 for p in paths), 60
+        )
+        mark = len(farm.requests)
+        await _until(lambda: len(farm.requests) - mark >= 2 * FEEDS, 30)
+        b_feeds = polled_by("b", mark) - polled_by("a", mark)
+        assert b_feeds
+        processes[1].kill()
+        await processes[1].wait()
+        killed = len(farm.requests)
+        await _until(lambda: b_feeds <= polled_by("a", killed), 60)
+        for path in b_feeds:
+            first = next(r for r in farm.requests[killed:] if r[0] == path and agent["a"] in r[1])
+            assert first[2] == f'"v1-{path.strip("/").removesuffix(".xml")}"', path
+        processes[1] = await _fetcher_process(settings, tmp_path, "b", config)
+        back = len(farm.requests)
+        await _until(lambda: polled_by("b", back), 60)
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.terminate()
+        for process in processes:
+            await asyncio.wait_for(process.wait(), 30)
+    raw = await read_topic(settings.kafka_bootstrap_servers or "", TOPICS.raw, 10 * FEEDS, 5)
+    assert len({r.key for r in raw}) == 2 * FEEDS  # none missing; a replay keeps its id
