@@ -34,6 +34,7 @@ from pydantic import BaseModel
 
 from .codec import Outgoing, decode, header
 from .errors import BrokerError, DecodeError
+from .kafka import positions
 from .logs import log_event
 from .metrics import PipelineMetrics
 
@@ -333,18 +334,7 @@ class _Loop(Generic[T]):
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
     async def _observe_lag(self) -> None:
-        for tp in self.consumer.assignment():
-            # highwater() comes from fetch responses and is right on both brokers;
-            # end_offsets() is wrong on the embedded one (docs/kafka.md).
-            high = self.consumer.highwater(tp)
-            if high is None:
-                continue
-            try:
-                # position() may wait for the group coordinator: bounded, so a
-                # broker that went away cannot hold the loop (and its stop) here.
-                position = await asyncio.wait_for(self.consumer.position(tp), 1.0)
-            except (TimeoutError, KafkaError):
-                continue
+        for tp, position, high in await positions(self.consumer):
             if position > high:
                 # Past the log's end: the broker lost the partition's data (an
                 # in-memory broker restarted, a topic recreated). Waiting for the

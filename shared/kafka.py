@@ -6,6 +6,7 @@ setting here (``Settings.kafka_idempotence``), never a code fork.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ __all__ = [
     "ensure_topics",
     "make_consumer",
     "make_producer",
+    "positions",
     "read_to_high_watermark",
 ]
 
@@ -175,3 +177,22 @@ async def read_to_high_watermark(
             break
         quiet = 0 if batch else quiet + 1
     return records
+
+
+async def positions(consumer: AIOKafkaConsumer) -> list[tuple[TopicPartition, int, int]]:
+    """Each assigned partition with the consumer's position and the high watermark,
+    where both are known. The watermark comes from fetch responses (right on both
+    brokers; ``end_offsets()`` is wrong on the embedded one, docs/kafka.md); the
+    position may wait for the group coordinator, so each is bounded to a second,
+    and a broker that went away cannot hold its caller here."""
+    found = []
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        try:
+            position = await asyncio.wait_for(consumer.position(tp), 1.0)
+        except (TimeoutError, KafkaError):
+            continue
+        found.append((tp, position, high))
+    return found

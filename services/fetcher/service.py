@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from dohawatch.shared.at_least_once import BROKER_TIMEOUT_SECONDS, produce_and_wait
 from dohawatch.shared.config_file import FeedConfig, load_file_config
 from dohawatch.shared.errors import BrokerError, ConfigError, FeedError
-from dohawatch.shared.kafka import make_consumer
+from dohawatch.shared.kafka import make_consumer, positions
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext, stop_within
@@ -500,14 +500,7 @@ async def _past_log_end(consumer: AIOKafkaConsumer) -> bool:
     """Whether a partition of the table is read past its log's end (the broker lost
     its data); those partitions are read again from the start."""
     lost = False
-    for tp in consumer.assignment():
-        high = consumer.highwater(tp)
-        if high is None:
-            continue
-        try:
-            position = await asyncio.wait_for(consumer.position(tp), 1.0)
-        except (TimeoutError, KafkaError):
-            continue
+    for tp, position, high in await positions(consumer):
         if position > high:
             log_event(
                 log,
