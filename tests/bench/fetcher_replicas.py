@@ -147,6 +147,7 @@ async def main_async() -> dict[str, object]:
                 bootstrap = settings.kafka_bootstrap_servers or ""
                 await log.wait(lambda _: True, 30)  # the server answers
                 throughput: dict[str, float] = {}
+                per_replica: dict[str, dict[str, float]] = {}
                 running: dict[str, asyncio.subprocess.Process] = {}
                 joins: list[float] = []
                 for name in ("r1", "r2", "r3"):
@@ -160,8 +161,12 @@ async def main_async() -> dict[str, object]:
                     await asyncio.sleep(SETTLE_SECONDS)
                     before = len(await log.read())
                     await asyncio.sleep(WINDOW_SECONDS)
-                    polls = len(await log.read()) - before
-                    throughput[str(len(running))] = round(polls / WINDOW_SECONDS, 1)
+                    window = (await log.read())[before:]
+                    throughput[str(len(running))] = round(len(window) / WINDOW_SECONDS, 1)
+                    per_replica[str(len(running))] = {
+                        n: round(sum(_agent(n) in r[2] for r in window) / WINDOW_SECONDS, 1)
+                        for n in running
+                    }
                     print(f"  {len(running)} replica(s) measured", file=sys.stderr, flush=True)
                 # r3 leaves: until r1 and r2 have polled every feed r3 polled last.
                 rows = await log.read()
@@ -191,6 +196,7 @@ async def main_async() -> dict[str, object]:
             "per_host_in_flight": PER_HOST,
             "polls_per_second_by_replicas": throughput,
             "scaling_vs_one_replica": {k: round(v / one, 2) for k, v in throughput.items()},
+            "polls_per_second_of_each_replica": per_replica,
             "join_seconds_to_first_poll": [round(j, 1) for j in joins],
             "leave_seconds_until_feeds_polled_again": round(leave, 1),
         }
@@ -213,7 +219,8 @@ def main() -> int:
     print(f"fetcher replicas, {FEEDS} feeds answering after {DELAY_SECONDS * 1000:.0f} ms:")
     for replicas, rate in result["polls_per_second_by_replicas"].items():  # type: ignore[attr-defined]
         scale = result["scaling_vs_one_replica"][replicas]  # type: ignore[index]
-        print(f"  {replicas} replica(s): {rate:,.0f} polls/s ({scale}x one)")
+        each = result["polls_per_second_of_each_replica"][replicas]  # type: ignore[index]
+        print(f"  {replicas} replica(s): {rate:,.0f} polls/s ({scale}x one); each: {each}")
     print(f"  join, start to first poll: {result['join_seconds_to_first_poll']} s")
     leave = result["leave_seconds_until_feeds_polled_again"]
     print(f"  leave, SIGTERM to its feeds polled again: {leave} s")
