@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from .codec import Outgoing, decode, header
 from .errors import BrokerError, DecodeError
-from .kafka import positions
+from .kafka import positions, read_from_start
 from .logs import log_event
 from .metrics import PipelineMetrics
 
@@ -336,23 +336,9 @@ class _Loop(Generic[T]):
     async def _observe_lag(self) -> None:
         for tp, position, high in await positions(self.consumer):
             if position > high:
-                # Past the log's end: the broker lost the partition's data (an
-                # in-memory broker restarted, a topic recreated). Waiting for the
-                # log to grow past our old position would skip everything before
-                # it, so read the new log from its start, loudly.
-                log_event(
-                    log,
-                    "offsets_reset",
-                    level=logging.ERROR,
-                    status="past-log-end",
-                    topic=tp.topic,
-                    partition=tp.partition,
-                    position=position,
-                    log_end=high,
-                )
+                await read_from_start(self.consumer, tp, position, high)
                 self.metrics.offset_resets.labels(tp.topic).inc()
                 self.offsets.pending.pop(tp, None)
-                await self.consumer.seek_to_beginning(tp)
                 position = 0
             self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
 

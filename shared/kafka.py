@@ -7,6 +7,7 @@ setting here (``Settings.kafka_idempotence``), never a code fork.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from .errors import BrokerError
+from .logs import log_event
 from .settings import Settings
 
 __all__ = [
@@ -26,8 +28,11 @@ __all__ = [
     "make_consumer",
     "make_producer",
     "positions",
+    "read_from_start",
     "read_to_high_watermark",
 ]
+
+log = logging.getLogger("dohawatch.kafka")
 
 QUIET_POLLS = 20  # fetches of half a second with nothing read before a partition counts as read
 
@@ -196,3 +201,23 @@ async def positions(consumer: AIOKafkaConsumer) -> list[tuple[TopicPartition, in
             continue
         found.append((tp, position, high))
     return found
+
+
+async def read_from_start(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, position: int, high: int
+) -> None:
+    """Read ``tp`` again from its start, loudly: the consumer's ``position`` is past
+    the log's end ``high``, so the broker lost the partition's data (an in-memory
+    broker restarted, a topic recreated). Waiting for the log to grow past the old
+    position would skip everything before it."""
+    log_event(
+        log,
+        "offsets_reset",
+        level=logging.ERROR,
+        status="past-log-end",
+        topic=tp.topic,
+        partition=tp.partition,
+        position=position,
+        log_end=high,
+    )
+    await consumer.seek_to_beginning(tp)

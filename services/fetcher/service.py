@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from dohawatch.shared.at_least_once import BROKER_TIMEOUT_SECONDS, produce_and_wait
 from dohawatch.shared.config_file import FeedConfig, load_file_config
 from dohawatch.shared.errors import BrokerError, ConfigError, FeedError
-from dohawatch.shared.kafka import make_consumer, positions
+from dohawatch.shared.kafka import make_consumer, positions, read_from_start
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext, stop_within
@@ -502,15 +502,7 @@ async def _past_log_end(consumer: AIOKafkaConsumer) -> bool:
     lost = False
     for tp, position, high in await positions(consumer):
         if position > high:
-            log_event(
-                log,
-                "offsets_reset",
-                level=logging.ERROR,
-                status="past-log-end",
-                topic=tp.topic,
-                partition=tp.partition,
-            )
-            await consumer.seek_to_beginning(tp)
+            await read_from_start(consumer, tp, position, high)
             lost = True
     return lost
 
