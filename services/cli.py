@@ -21,8 +21,8 @@ from .shared.settings import Settings, load_settings
 if TYPE_CHECKING:
     from .classifier.evaluate import Labelled
     from .fetcher.core import FeedState
-    from .fetcher.feed_table import Row
     from .shared.config_file import FeedConfig
+    from .shared.tables import Row
 
 log = logging.getLogger("dohawatch")
 
@@ -129,9 +129,10 @@ async def _listed_feeds(
 ) -> tuple[list[FeedConfig], dict[str, FeedState], dict[str, str] | None]:
     """The feeds, their states and owners: from the cluster's tables when there is a
     cluster, else from the configuration file and this machine's state cache."""
-    from .fetcher.feed_table import decode_feed, decode_state, partition_owners, read_table
+    from .fetcher.feed_table import decode_feed, decode_state, partition_owners
     from .fetcher.state import FeedStateStore
     from .shared.kafka import Topics
+    from .shared.tables import read_table
 
     if not settings.kafka_bootstrap_servers:
         path = settings.state_dir / "fetcher.sqlite3"

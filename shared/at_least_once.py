@@ -5,11 +5,15 @@
     → commit the next offset of each partition
 
 A crash anywhere before the commit replays the batch; outputs carry
-deterministic ids, so the replay produces the same messages. A batch is
-committed before the next poll, and a rebalance happens only inside a poll, so a
-revoked partition has nothing acknowledged and uncommitted: its next owner starts
-where this one committed. (The revoke hook still commits anything pending, and
-forgets the revoked partitions' offsets either way.)
+deterministic ids, so the replay produces the same messages.
+
+A rebalance runs beside the loop (aiokafka's coordinator task), so a partition
+can be revoked while its batch is being processed. The revoke hook waits for
+that batch (up to ``REVOKE_WAIT_SECONDS``) and commits it: work in flight is
+finished and committed before the partition's next owner starts. A batch that
+takes longer is left uncommitted for those partitions and replayed by their
+next owner. A handler that keeps state per partition is told which partitions
+it lost (after the commit) and which it gained (before their first batch).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import (
@@ -38,7 +42,13 @@ from .kafka import positions, read_from_start
 from .logs import log_event
 from .metrics import PipelineMetrics
 
-__all__ = ["BatchHandler", "deadletter", "produce_and_wait", "run_pipeline"]
+__all__ = [
+    "BatchHandler",
+    "PartitionedHandler",
+    "deadletter",
+    "produce_and_wait",
+    "run_pipeline",
+]
 
 T = TypeVar("T", bound=BaseModel)
 T_contra = TypeVar("T_contra", bound=BaseModel, contravariant=True)
@@ -48,12 +58,27 @@ log = logging.getLogger("dohawatch.pipeline")
 class BatchHandler(Protocol[T_contra]):
     """What a service plugs into :func:`run_pipeline`."""
 
-    async def handle(self, events: Sequence[T_contra]) -> list[Outgoing]:
-        """Decide on a batch of decoded events and return the messages to produce."""
+    async def handle(self, events: Sequence[T_contra], partitions: Sequence[int]) -> list[Outgoing]:
+        """Decide on a batch of decoded events (``partitions[i]`` is the input
+        partition of ``events[i]``) and return the messages to produce."""
         ...
 
     async def acknowledged(self) -> None:
         """Called after the broker acknowledged the batch's outputs, before the commit."""
+        ...
+
+
+@runtime_checkable
+class PartitionedHandler(Protocol):
+    """A handler whose state is kept per input partition (the notifier's stories)."""
+
+    async def assigned(self, partitions: set[int]) -> None:
+        """Load the state of ``partitions`` before their first batch."""
+        ...
+
+    async def revoked(self, partitions: set[int]) -> None:
+        """Finish with ``partitions``: their offsets are committed; their state must
+        be where the next owner reads it when this returns."""
         ...
 
 
@@ -100,6 +125,9 @@ def deadletter(
     )
 
 
+REVOKE_WAIT_SECONDS = 30.0
+"""How long a revoke waits for the batch in flight before leaving it to be replayed
+(under the group's rebalance timeout, so the member is not thrown out meanwhile)."""
 SHUTDOWN_COMMIT_SECONDS = 5.0
 """The bound on the commit a stopping service makes (its offsets are replayed if it fails)."""
 BROKER_TIMEOUT_SECONDS = 60.0
@@ -152,7 +180,11 @@ async def produce_and_wait(
 
     async def send(message: Outgoing) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = await producer.send(
-            message.topic, message.value, key=message.key, headers=message.headers
+            message.topic,
+            message.value,
+            key=message.key,
+            headers=message.headers,
+            partition=message.partition,
         )
         return future
 
@@ -199,11 +231,19 @@ async def produce_and_wait(
 
 
 class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Tracks acknowledged offsets and commits them (see the module doc on revokes)."""
+    """Tracks acknowledged offsets and commits them, and hands partitions over on
+    a rebalance (see the module doc)."""
 
-    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, handler: object, metrics: PipelineMetrics
+    ) -> None:
         self._consumer = consumer
+        self._handler = handler if isinstance(handler, PartitionedHandler) else None
+        self._metrics = metrics
+        self.assigned: set[TopicPartition] = set()
         self.pending: dict[TopicPartition, int] = {}
+        self.revoked: set[TopicPartition] = set()  # lost while their batch was in flight
+        self.in_flight: asyncio.Future[None] | None = None
 
     async def commit(self, bound_seconds: float = BROKER_TIMEOUT_SECONDS) -> None:
         """Commit the acknowledged offsets, within ``bound_seconds``.
@@ -230,16 +270,57 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
             if self.pending.get(tp) == offset:
                 del self.pending[tp]
 
+    def acknowledged(self, tp: TopicPartition, offset: int) -> None:
+        """Mark ``tp`` processed up to ``offset`` (exclusive), unless it was revoked
+        before its batch finished: then its next owner replays it."""
+        if tp not in self.revoked:
+            self.pending[tp] = offset
+
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        # A failure is logged by commit; the partitions' next owner replays from
-        # the last commit.
-        with contextlib.suppress(BrokerError):
+        lost = set(revoked)
+        if self.in_flight is not None and not self.in_flight.done():
+            await asyncio.wait([self.in_flight], timeout=REVOKE_WAIT_SECONDS)
+            if not self.in_flight.done():
+                self.revoked |= lost  # its offsets for these partitions are never committed
+                log_event(
+                    log,
+                    "revoke_unfinished",
+                    level=logging.WARNING,
+                    status="replayed",
+                    partitions=",".join(str(tp.partition) for tp in sorted(lost)),
+                )
+        with contextlib.suppress(BrokerError):  # logged by commit; the next owner replays
             await self.commit()
-        for tp in revoked:  # no longer ours to commit, whatever happened
+        for tp in lost:  # no longer ours to commit, whatever happened
             self.pending.pop(tp, None)
+        if self._handler is not None and lost:
+            await self._handler.revoked({tp.partition for tp in lost})
+        self.assigned -= lost
+        self._counted("revoked", lost)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        pass
+        gained = set(assigned)
+        self.revoked -= gained
+        if self._handler is not None and gained:
+            await self._handler.assigned({tp.partition for tp in gained})
+        self.assigned |= gained
+        self._counted("assigned", gained)
+
+    def _counted(self, change: str, tps: set[TopicPartition]) -> None:
+        for topic in {tp.topic for tp in tps}:
+            self._metrics.rebalances.labels(topic, change).inc(
+                sum(1 for tp in tps if tp.topic == topic)
+            )
+            self._metrics.partitions.labels(topic).set(
+                sum(1 for tp in self.assigned if tp.topic == topic)
+            )
+        log_event(
+            log,
+            f"partitions_{change}",
+            status="ok",
+            partitions=",".join(str(tp.partition) for tp in sorted(tps)),
+            owned=",".join(str(tp.partition) for tp in sorted(self.assigned)),
+        )
 
 
 class _Loop(Generic[T]):
@@ -261,7 +342,7 @@ class _Loop(Generic[T]):
         self.handler = handler
         self.deadletter_topic = deadletter_topic
         self.metrics = metrics
-        self.offsets = _Offsets(consumer)
+        self.offsets = _Offsets(consumer, handler, metrics)
 
     async def run(self, topics: Sequence[str], stop: asyncio.Event, max_records: int) -> None:
         self.consumer.subscribe(list(topics), listener=self.offsets)
@@ -281,6 +362,7 @@ class _Loop(Generic[T]):
         and then abandon it uncommitted (its input is read again after the restart).
         False when abandoned."""
         work = asyncio.ensure_future(self._process(batches))
+        self.offsets.in_flight = work  # before any await: a revoke must see it
         stopping = asyncio.ensure_future(stop.wait())
         try:
             await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -302,12 +384,14 @@ class _Loop(Generic[T]):
     ) -> None:
         started = time.perf_counter()
         events: list[T] = []
+        partitions: list[int] = []
         outputs: list[Outgoing] = []
         for tp, records in batches.items():
             self.metrics.consumed.labels(tp.topic).inc(len(records))
             for record in records:
                 try:
                     events.append(decode(record.value, record.headers, self.model))
+                    partitions.append(tp.partition)
                 except DecodeError as exc:
                     self.metrics.deadletters.labels(tp.topic, exc.reason).inc()
                     log_event(
@@ -321,7 +405,7 @@ class _Loop(Generic[T]):
                     )
                     outputs.append(deadletter(record, self.deadletter_topic, self.service, exc))
         if events:
-            outputs.extend(await self.handler.handle(events))
+            outputs.extend(await self.handler.handle(events, partitions))
         await produce_and_wait(
             self.producer, outputs, deadletter_topic=self.deadletter_topic, service=self.service
         )
@@ -329,7 +413,7 @@ class _Loop(Generic[T]):
             self.metrics.produced.labels(message.topic).inc()
         await self.handler.acknowledged()
         for tp, records in batches.items():
-            self.offsets.pending[tp] = records[-1].offset + 1
+            self.offsets.acknowledged(tp, records[-1].offset + 1)
         await self.offsets.commit()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 

@@ -32,6 +32,7 @@ class Outgoing:
     key: bytes | None  # None only where the input it dead-letters had none
     value: bytes | None
     headers: Headers
+    partition: int | None = None  # None: the producer's partitioner picks it from the key
 
 
 @dataclass(frozen=True, slots=True)

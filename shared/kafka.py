@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "positions",
     "read_from_start",
     "read_to_high_watermark",
+    "read_to_high_watermarks",
 ]
 
 log = logging.getLogger("dohawatch.kafka")
@@ -45,7 +47,8 @@ _COMPACTED = {"cleanup.policy": "compact"}
 @dataclass(frozen=True, slots=True)
 class Topics:
     """The topic names under one prefix (docs/kafka.md): four for the pipeline's
-    events, two compacted tables the fetchers share."""
+    events, two compacted tables the fetchers share and two the notifiers keep
+    their state in."""
 
     raw: str
     classified: str
@@ -53,6 +56,8 @@ class Topics:
     deadletter: str
     feeds: str
     fetcher_state: str
+    notifier_stories: str
+    notifier_ledger: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -64,6 +69,8 @@ class Topics:
             f"{prefix}deadletter",
             f"{prefix}feeds",
             f"{prefix}fetcher.state",
+            f"{prefix}notifier.stories",
+            f"{prefix}notifier.ledger",
         )
 
     def all(self) -> tuple[str, ...]:
@@ -72,7 +79,7 @@ class Topics:
 
     def tables(self) -> tuple[str, ...]:
         """The compacted topics that hold one current value per key."""
-        return (self.feeds, self.fetcher_state)
+        return (self.feeds, self.fetcher_state, self.notifier_stories, self.notifier_ledger)
 
 
 def client_options(settings: Settings, bootstrap: str) -> dict[str, Any]:
@@ -165,23 +172,34 @@ async def ensure_topics(settings: Settings, bootstrap: str, topics: Topics) -> N
             raise BrokerError(f"cannot create topic {name}: error {code} {message}")
 
 
+async def read_to_high_watermarks(
+    consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition]
+) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    """The records of each of ``tps`` from its position to the high watermark of
+    its first fetch, all read together. The watermark comes from fetch responses:
+    ``end_offsets()`` answers wrongly on the embedded broker (docs/kafka.md)."""
+    records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {tp: [] for tp in tps}
+    ends: dict[TopicPartition, int] = {}
+    left = set(records)
+    quiet = 0
+    while left and quiet < QUIET_POLLS:
+        batches = await consumer.getmany(*left, timeout_ms=500)
+        for tp in sorted(left):
+            if tp not in ends and (high := consumer.highwater(tp)) is not None:
+                ends[tp] = high
+            end = ends.get(tp)
+            records[tp] += [r for r in batches.get(tp, []) if end is None or r.offset < end]
+            if end is not None and await consumer.position(tp) >= end:
+                left.discard(tp)
+        quiet = 0 if batches else quiet + 1
+    return records
+
+
 async def read_to_high_watermark(
     consumer: AIOKafkaConsumer, tp: TopicPartition
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """The records of ``tp`` from its position to the high watermark of the first
-    fetch. The watermark comes from fetch responses: ``end_offsets()`` answers
-    wrongly on the embedded broker (docs/kafka.md)."""
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    end: int | None = None
-    quiet = 0
-    while quiet < QUIET_POLLS:
-        batch = (await consumer.getmany(tp, timeout_ms=500)).get(tp, [])
-        end = consumer.highwater(tp) if end is None else end
-        records += [r for r in batch if end is None or r.offset < end]
-        if end is not None and await consumer.position(tp) >= end:
-            break
-        quiet = 0 if batch else quiet + 1
-    return records
+    """:func:`read_to_high_watermarks` of one partition."""
+    return (await read_to_high_watermarks(consumer, [tp]))[tp]
 
 
 async def positions(consumer: AIOKafkaConsumer) -> list[tuple[TopicPartition, int, int]]:

@@ -60,6 +60,16 @@ class PipelineMetrics:
             "lost its data) and were read again from the beginning.",
             ["topic"],
         )
+        self.partitions = gauge(
+            "dohawatch_consumer_partitions_assigned",
+            "Partitions the consumer group assigned to this replica.",
+            ["topic"],
+        )
+        self.rebalances = counter(
+            "dohawatch_consumer_rebalances_total",
+            "Partitions assigned to or revoked from this replica.",
+            ["topic", "change"],
+        )
         self.batch_seconds = histogram(
             "dohawatch_batch_duration_seconds",
             "Time from a batch's arrival to its commit.",

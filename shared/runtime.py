@@ -123,17 +123,27 @@ async def stop_within(closing: Awaitable[None], what: str) -> None:
 
 
 async def consume(
-    ctx: ServiceContext, *, group: str, topic: str, model: type[T], handler: BatchHandler[T]
+    ctx: ServiceContext,
+    *,
+    group: str,
+    topic: str,
+    model: type[T],
+    handler: BatchHandler[T],
+    client_id: str | None = None,
 ) -> None:
-    """A consuming service's life: join ``group`` on ``topic``, report ready, run
-    the at-least-once loop until ``ctx.stop`` is set, then report not ready and
-    leave the group within ``SHUTDOWN_SECONDS``.
+    """A consuming service's life: join ``group`` on ``topic`` (as ``client_id``,
+    the replica's name, when given), report ready, run the at-least-once loop
+    until ``ctx.stop`` is set, then report not ready and leave the group within
+    ``SHUTDOWN_SECONDS``.
 
     Raises:
         TimeoutError: the consumer did not start within ``BROKER_TIMEOUT_SECONDS``.
         BrokerError: producing failed (see :func:`~.at_least_once.run_pipeline`).
     """
-    consumer = make_consumer(ctx.settings, ctx.bootstrap, group)
+    settings = ctx.settings
+    if client_id is not None:
+        settings = settings.model_copy(update={"kafka_client_id": client_id})
+    consumer = make_consumer(settings, ctx.bootstrap, group)
     await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
     ctx.readiness.set("kafka")
     try:

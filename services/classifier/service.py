@@ -83,7 +83,9 @@ class ClassifyHandler:
         )
         self._by_type = {name: self._events.labels(name) for name in classifier.pack.events}
 
-    async def handle(self, events: Sequence[NewsItem]) -> list[Outgoing]:
+    async def handle(self, events: Sequence[NewsItem], partitions: Sequence[int]) -> list[Outgoing]:
+        """Classify each item; its input partition plays no part (the classifier keeps
+        no state, so any replica may classify any item)."""
         out = []
         classifier = self.classifier
         debug = log.isEnabledFor(logging.DEBUG)

@@ -28,44 +28,36 @@ table is read from the beginning on every assignment.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
-from aiokafka.structs import TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
 from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.errors import BrokerError
-from dohawatch.shared.kafka import Topics, client_options, read_to_high_watermark
+from dohawatch.shared.kafka import Topics, client_options
 from dohawatch.shared.settings import Settings
+from dohawatch.shared.tables import read_table
 
 from .core import FeedState
 
 __all__ = [
     "GROUP_ID",
-    "REPLICA_HEADER",
-    "Row",
     "SyncResult",
     "decode_feed",
     "decode_state",
     "encode_feed",
     "encode_state",
     "partition_owners",
-    "read_table",
-    "replica_name",
     "sync_feeds",
 ]
 
 GROUP_ID = "dohawatch-fetcher"
-REPLICA_HEADER = "dohawatch_replica"
-"""The header of a changelog record that names the replica that polled the feed."""
 
 _STATE: TypeAdapter[FeedState] = TypeAdapter(FeedState)
 
@@ -94,51 +86,6 @@ def decode_state(value: bytes) -> FeedState | None:
         return _STATE.validate_json(value)
     except ValidationError:
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """A key's latest record in a table: its partition, value (None: a tombstone)
-    and the replica that wrote it, when it says."""
-
-    partition: int
-    value: bytes | None
-    replica: str | None = None
-
-
-async def read_table(
-    settings: Settings, bootstrap: str, topic: str, partitions: Iterable[int] | None = None
-) -> dict[str, Row]:
-    """The latest record of each key of ``topic`` (of ``partitions``, or all of
-    them), read to the high watermark.
-
-    Raises:
-        BrokerError: the broker could not be reached.
-    """
-    consumer = AIOKafkaConsumer(**client_options(settings, bootstrap), enable_auto_commit=False)
-    table: dict[str, Row] = {}
-    try:
-        await consumer.start()
-        await consumer.topics()
-        numbers = consumer.partitions_for_topic(topic) or set()
-        wanted = sorted(numbers if partitions is None else set(partitions) & numbers)
-        if not wanted:
-            return table
-        tps = [TopicPartition(topic, p) for p in wanted]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        for tp in tps:
-            for record in await read_to_high_watermark(consumer, tp):
-                if record.key is not None:
-                    replica = dict(record.headers or ()).get(REPLICA_HEADER)
-                    table[record.key.decode()] = Row(
-                        tp.partition, record.value, replica.decode() if replica else None
-                    )
-    except KafkaError as exc:
-        raise BrokerError(f"cannot read {topic}: {exc!r}") from exc
-    finally:
-        await consumer.stop()
-    return table
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,9 +157,3 @@ async def partition_owners(settings: Settings, bootstrap: str, topic: str) -> di
                     if name == topic:
                         owners.update(dict.fromkeys(partitions, member[1]))
     return owners
-
-
-def replica_name(settings: Settings) -> str:
-    """The client id a fetcher replica's group consumer goes by: it names the host
-    (the pod, in Kubernetes) and the process, for ``dohawatch feeds list``."""
-    return f"{settings.kafka_client_id}-fetcher@{socket.gethostname()}:{os.getpid()}"

@@ -43,6 +43,7 @@ from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext, stop_within
 from dohawatch.shared.settings import Settings
+from dohawatch.shared.tables import REPLICA_HEADER, read_table, replica_name
 from dohawatch.shared.tasks import first_failure
 
 from .core import (
@@ -55,16 +56,7 @@ from .core import (
     moved,
     needs_body,
 )
-from .feed_table import (
-    GROUP_ID,
-    REPLICA_HEADER,
-    decode_feed,
-    decode_state,
-    encode_state,
-    read_table,
-    replica_name,
-    sync_feeds,
-)
+from .feed_table import GROUP_ID, decode_feed, decode_state, encode_state, sync_feeds
 from .http import FetchResult, HostGate, fetch
 from .reading import read_body
 from .state import FeedStateStore
@@ -534,7 +526,9 @@ async def _supervise(
     change or stop the loops of every replica)."""
     reload = _reload_on_sighup()
     await _sync(ctx, feeds)
-    named = ctx.settings.model_copy(update={"kafka_client_id": replica_name(ctx.settings)})
+    named = ctx.settings.model_copy(
+        update={"kafka_client_id": replica_name(ctx.settings, "fetcher")}
+    )
     consumer = make_consumer(named, ctx.bootstrap, GROUP_ID)
     owned = _Owned(ctx, poller, consumer)
     consumer.subscribe([ctx.topics.feeds], listener=owned)
@@ -609,7 +603,7 @@ async def run_fetcher(ctx: ServiceContext, feeds: tuple[FeedConfig, ...]) -> Non
             gate,
             schedule,
             ctx.topics.fetcher_state,
-            replica_name(settings),
+            replica_name(settings, "fetcher"),
         )
         try:
             # Given no feeds (no configuration file), the replica follows the table only.

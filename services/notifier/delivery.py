@@ -20,6 +20,14 @@ waiting behind one that has not gone out yet replaces it, so a Slack outage ends
 with one message saying where the story stands, not a burst of stale ones. A
 route that is down holds only its own queue: the alerts topic and the other
 routes go on.
+
+Each change to the ledger is also written to the ``notifier.ledger`` changelog
+(when the dispatcher has one): a queued revision before its input is
+committed (``log_changes``, which fails the batch if the broker does not
+acknowledge), a closed or postponed one as soon as it is decided (a failure
+there is logged and counted, and written again with the next change). When a
+partition is revoked, ``drain`` waits for the deliveries in flight from it and
+writes their outcome before the partition's next owner reads the changelog.
 """
 
 from __future__ import annotations
@@ -41,8 +49,9 @@ from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.errors import BrokerError, SinkError
 from dohawatch.shared.events import Alert
 from dohawatch.shared.logs import log_event
+from dohawatch.shared.tables import REPLICA_HEADER
 
-from .ledger import DeliveryLedger, Pending
+from .ledger import DeliveryLedger, Pending, ledger_key
 from .routes import due_at, matches, notify_reason, retry_delay
 from .wiring import Route
 
@@ -92,6 +101,11 @@ class DeliveryMetrics:
             ["route"],
             buckets=_LATENCY_BUCKETS,
         )
+        self.changelog_failures = counter(
+            "dohawatch_notifier_changelog_failures_total",
+            "Ledger changes the changelog did not acknowledge (written again with the "
+            "alert's next change, or replayed from the input).",
+        )
         self.pipeline = histogram(
             "dohawatch_pipeline_latency_seconds",
             "Time from the fetch of the item that made a revision to its delivery; "
@@ -122,6 +136,9 @@ class Dispatcher:
         policy: DeliveryPolicy,
         metrics: DeliveryMetrics,
         clock: Callable[[], float] = time.time,
+        *,
+        changelog_topic: str | None = None,
+        replica: str = "",
     ) -> None:
         self.routes = list(routes)
         self.clock = clock  # Unix time; injectable so digests and quiet hours can be tested
@@ -130,11 +147,22 @@ class Dispatcher:
         self.deadletter_topic = deadletter_topic
         self.policy = policy
         self.metrics = metrics
+        self.changelog_topic = changelog_topic
+        self.replica = replica
         self._wake = {r.name: asyncio.Event() for r in self.routes}
+        self._unlogged: set[tuple[str, str]] = set()  # (route, alert id) changed since written
+        self._in_flight: dict[str, tuple[frozenset[int], asyncio.Future[None]]] = {}
 
-    def offer(self, alert: Alert, feed_tags: frozenset[str], fetched_at: datetime) -> None:
+    def offer(
+        self,
+        alert: Alert,
+        feed_tags: frozenset[str],
+        fetched_at: datetime,
+        partition: int = 0,
+    ) -> None:
         """Queue ``alert`` for every route that should hear about it (call after the
-        alerts topic acknowledged it, before committing the input)."""
+        alerts topic acknowledged it; then ``log_changes``, then commit the input).
+        ``partition`` is the input partition of its story."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         self.metrics.pipeline.labels("kafka").observe(max(0.0, (now - fetched_at).total_seconds()))
         for route in self.routes:
@@ -149,12 +177,63 @@ class Dispatcher:
                 route.name,
                 alert,
                 reason,
+                partition=partition,
                 fetched_at=fetched_at.timestamp(),
                 now=now.timestamp(),
                 due=due_at(route.config, alert, now).timestamp(),
             )
             if queued:
+                self._unlogged.add((route.name, alert.alert_id))
                 self._wake[route.name].set()
+
+    async def log_changes(self) -> None:
+        """Write every ledger change not yet on the changelog, and wait for the broker.
+
+        Raises:
+            BrokerError: the broker did not acknowledge; the changes stay unwritten.
+        """
+        if self.changelog_topic is None or not self._unlogged:
+            self._unlogged.clear()
+            return
+        changed, self._unlogged = self._unlogged, set()
+        records = []
+        for route, alert_id in sorted(changed):
+            partition = self.ledger.partition_of(route, alert_id)
+            if partition is None:
+                continue
+            records.append(
+                Outgoing(
+                    self.changelog_topic,
+                    ledger_key(route, alert_id).encode(),
+                    self.ledger.record(route, alert_id),
+                    [(REPLICA_HEADER, self.replica.encode())],
+                    partition,
+                )
+            )
+        try:
+            await produce_and_wait(self.producer, records)
+        except BrokerError:
+            self._unlogged |= changed
+            raise
+
+    async def _log_quietly(self) -> None:
+        """``log_changes`` from a worker: a failure is counted and logged, and the
+        changes are written with the next ones."""
+        try:
+            await self.log_changes()
+        except BrokerError as exc:
+            self.metrics.changelog_failures.inc()
+            log_event(
+                log, "changelog_failed", level=logging.WARNING, status="error", error=str(exc)
+            )
+
+    async def drain(self, partitions: set[int]) -> None:
+        """Wait for the deliveries in flight from ``partitions`` (which the ledger no
+        longer hands out), then write what changed to the changelog."""
+        waiting = [f for parts, f in self._in_flight.values() if parts & partitions]
+        if waiting:
+            await asyncio.wait(waiting)
+        await self._log_quietly()
 
     def wake(self) -> None:
         """Have every route look at its queue now (after the clock moved on)."""
@@ -199,20 +278,39 @@ class Dispatcher:
             if head is None or head.due_at > now:
                 await self._pause(route.name, stop, None if head is None else head.due_at - now)
                 continue
+            gap = route.min_interval - (time.monotonic() - last_send)
+            if gap > 0:  # then choose again: a rebalance meanwhile may have taken it
+                await asyncio.sleep(gap)
+                continue
             batch = self._batch(route, head, now)
             if not batch:
                 continue
-            gap = route.min_interval - (time.monotonic() - last_send)
-            if gap > 0:
-                await asyncio.sleep(gap)
             last_send = time.monotonic()
-            retry_in = await self._deliver(route, batch)
+            retry_in = await self._tracked(route, batch)
             unavailable = 0 if retry_in is None else unavailable + 1
             if unavailable >= 2 and retry_in:
                 # The sink is down, not one message: wait before probing it again,
                 # whatever new revisions arrive meanwhile.
                 await self._pause(route.name, stop, retry_in, wakeable=False)
         self.metrics.queue.labels(route.name).set(self.ledger.depth(route.name))
+
+    async def _tracked(self, route: Route, batch: list[Pending]) -> float | None:
+        """:meth:`_deliver`, visible to ``drain`` until its outcome is on the changelog."""
+        partitions = frozenset(
+            p
+            for p in (self.ledger.partition_of(route.name, i.alert.alert_id) for i in batch)
+            if p is not None
+        )
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight[route.name] = (partitions, done)
+        try:
+            retry_in = await self._deliver(route, batch)
+            self._unlogged.update((route.name, p.alert.alert_id) for p in batch)
+            await self._log_quietly()
+            return retry_in
+        finally:
+            del self._in_flight[route.name]
+            done.set_result(None)
 
     def _batch(self, route: Route, head: Pending, now: float) -> list[Pending]:
         """What goes out next: the head, or for a digest everything due; stale

@@ -9,24 +9,35 @@ pending at start-up and delivers it, and a revision marked done is never sent
 to the same route again. The one window left is a sink that accepted a request
 whose answer never arrived; receivers can recognise that resend by its id
 (``X-Dohawatch-Delivery``, the mail's ``Message-ID``).
+
+Every row belongs to the partition of ``news.classified`` its story came from,
+and the rows of one (route, alert) travel together as one record of the
+``notifier.ledger`` changelog (``record``/``load``): written when a revision is
+queued (before the input is committed) and whenever a delivery is closed or put
+off, and read back when the group assigns the partition (:mod:`.changelog`).
+A worker only takes the rows of the partitions its replica owns.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
 
 from dohawatch.shared.events import Alert
 
 from .routes import Notified
+from .store import open_cache
 from .stories import outlet_count
 
-__all__ = ["DeliveryLedger", "Pending"]
+__all__ = ["DeliveryLedger", "Pending", "ledger_key"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    partition INTEGER NOT NULL,
     route TEXT NOT NULL,
     alert_id TEXT NOT NULL,
     revision INTEGER NOT NULL,
@@ -43,6 +54,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (route, status, seq);
 CREATE TABLE IF NOT EXISTS notified (
+    partition INTEGER NOT NULL,
     route TEXT NOT NULL,
     alert_id TEXT NOT NULL,
     revision INTEGER NOT NULL,
@@ -52,6 +64,51 @@ CREATE TABLE IF NOT EXISTS notified (
     PRIMARY KEY (route, alert_id)
 );
 """
+_DELIVERY_COLUMNS = (
+    "revision, reason, alert, fetched_at, enqueued_at, due_at, attempts, status, "
+    "last_error, finished_at"
+)
+
+
+class _Delivery(BaseModel):
+    revision: int
+    reason: str
+    alert: str  # the revision's Alert as JSON, as the cache holds it
+    fetched_at: float
+    enqueued_at: float
+    due_at: float
+    attempts: int
+    status: str
+    last_error: str | None
+    finished_at: float | None
+
+
+class _Notified(BaseModel):
+    revision: int
+    severity_rank: int
+    outlets: int
+    thread: str | None
+
+
+class _LedgerRecord(BaseModel):
+    """Everything the ledger holds about one alert on one route: a changelog value."""
+
+    route: str
+    alert_id: str
+    notified: _Notified | None
+    deliveries: list[_Delivery]
+
+
+def ledger_key(route: str, alert_id: str) -> str:
+    """The changelog key of one alert on one route (route names have no ``/``)."""
+    return f"{route}/{alert_id}"
+
+
+def _owned(partitions: Collection[int] | None) -> str:
+    """An SQL condition on ``partition``: any when None."""
+    if partitions is None:
+        return "1"
+    return f"partition IN ({','.join(str(int(p)) for p in partitions)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +129,8 @@ class DeliveryLedger:
     """Deliveries keyed by (route, alert id, revision), in one SQLite file."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
-        self._db.commit()
+        self._db = open_cache(path, _SCHEMA)
+        self.owned: frozenset[int] | None = None  # the partitions workers take; None: all
 
     def last_notified(self, route: str, alert_id: str) -> Notified | None:
         """What ``route`` was last queued about ``alert_id``."""
@@ -88,14 +142,23 @@ class DeliveryLedger:
         return Notified(*row) if row else None
 
     def enqueue(
-        self, route: str, alert: Alert, reason: str, *, fetched_at: float, now: float, due: float
+        self,
+        route: str,
+        alert: Alert,
+        reason: str,
+        *,
+        partition: int,
+        fetched_at: float,
+        now: float,
+        due: float,
     ) -> bool:
         """Queue one revision for ``route``; False if it was queued before."""
         with self._db:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO deliveries (route, alert_id, revision, reason, alert, "
-                "fetched_at, enqueued_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO deliveries (partition, route, alert_id, revision, reason, "
+                "alert, fetched_at, enqueued_at, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    partition,
                     route,
                     alert.alert_id,
                     alert.revision,
@@ -107,11 +170,18 @@ class DeliveryLedger:
                 ),
             )
             self._db.execute(
-                "INSERT INTO notified (route, alert_id, revision, severity_rank, outlets) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (route, alert_id) DO UPDATE SET "
+                "INSERT INTO notified (partition, route, alert_id, revision, severity_rank, "
+                "outlets) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (route, alert_id) DO UPDATE SET "
                 "revision = excluded.revision, severity_rank = excluded.severity_rank, "
                 "outlets = excluded.outlets WHERE excluded.revision > notified.revision",
-                (route, alert.alert_id, alert.revision, alert.severity.rank, outlet_count(alert)),
+                (
+                    partition,
+                    route,
+                    alert.alert_id,
+                    alert.revision,
+                    alert.severity.rank,
+                    outlet_count(alert),
+                ),
             )
         return cursor.rowcount == 1
 
@@ -120,7 +190,8 @@ class DeliveryLedger:
     ) -> list[Pending]:
         rows = self._db.execute(
             "SELECT seq, route, alert, reason, fetched_at, enqueued_at, due_at, attempts "
-            f"FROM deliveries WHERE status = 'pending' AND {where} ORDER BY {order} "
+            f"FROM deliveries WHERE status = 'pending' AND {_owned(self.owned)} AND {where} "
+            f"ORDER BY {order} "
             f"LIMIT {limit:d}",
             args,
         ).fetchall()
@@ -144,7 +215,7 @@ class DeliveryLedger:
 
     def pending_for(self, route: str, alert_id: str) -> list[Pending]:
         """Every pending revision of one alert on ``route``, oldest first."""
-        return self._pending("route = ? AND alert_id = ?", (route, alert_id))
+        return self._pending("route = ? AND alert_id = ?", (route, alert_id), order="revision, seq")
 
     def thread(self, route: str, alert_id: str) -> str | None:
         """The reference of the story's first delivery on ``route``."""
@@ -188,9 +259,78 @@ class DeliveryLedger:
     def depth(self, route: str) -> int:
         """How many revisions wait for ``route``."""
         row = self._db.execute(
-            "SELECT count(*) FROM deliveries WHERE route = ? AND status = 'pending'", (route,)
+            "SELECT count(*) FROM deliveries WHERE route = ? AND status = 'pending' "
+            f"AND {_owned(self.owned)}",
+            (route,),
         ).fetchone()
         return int(row[0])
+
+    def partition_of(self, route: str, alert_id: str) -> int | None:
+        """The partition the rows of ``alert_id`` on ``route`` belong to."""
+        row = self._db.execute(
+            "SELECT partition FROM notified WHERE route = ? AND alert_id = ?", (route, alert_id)
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def record(self, route: str, alert_id: str) -> bytes:
+        """The changelog value of one alert on one route: its notified row and every
+        delivery row, whatever their status."""
+        notified = self._db.execute(
+            "SELECT revision, severity_rank, outlets, thread FROM notified "
+            "WHERE route = ? AND alert_id = ?",
+            (route, alert_id),
+        ).fetchone()
+        rows = self._db.execute(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE route = ? AND alert_id = ? "
+            "ORDER BY seq",
+            (route, alert_id),
+        ).fetchall()
+        names = [n.strip() for n in _DELIVERY_COLUMNS.split(",")]
+        return (
+            _LedgerRecord(
+                route=route,
+                alert_id=alert_id,
+                notified=_Notified(**dict(zip(_Notified.model_fields, notified, strict=True)))
+                if notified
+                else None,
+                deliveries=[_Delivery(**dict(zip(names, row, strict=True))) for row in rows],
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    def replace_partition(self, partition: int, records: Mapping[str, bytes]) -> int:
+        """Make ``partition`` hold exactly the rows of ``records`` (changelog key →
+        value); returns how many values were no ledger record (skipped)."""
+        loaded, invalid = [], 0
+        for value in records.values():
+            try:
+                loaded.append(_LedgerRecord.model_validate_json(value))
+            except ValidationError:
+                invalid += 1
+        # Rows go in by the time they were queued, so each route keeps its order.
+        rows = sorted(
+            ((r, d) for r in loaded for d in r.deliveries),
+            key=lambda rd: (rd[1].enqueued_at, rd[0].alert_id, rd[1].revision),
+        )
+        with self._db:
+            self._db.execute("DELETE FROM deliveries WHERE partition = ?", (partition,))
+            self._db.execute("DELETE FROM notified WHERE partition = ?", (partition,))
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO deliveries (partition, route, alert_id, "
+                f"{_DELIVERY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(partition, r.route, r.alert_id, *d.model_dump().values()) for r, d in rows],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO notified (partition, route, alert_id, revision, "
+                "severity_rank, outlets, thread) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (partition, r.route, r.alert_id, *r.notified.model_dump().values())
+                    for r in loaded
+                    if r.notified is not None
+                ],
+            )
+        return invalid
 
     def counts(self) -> dict[tuple[str, str], int]:
         """Deliveries by (route, status): what the demo summary and tests read."""

@@ -1,12 +1,16 @@
 """The notifier service: one alert per development, revised as sources add up.
 
     poll news.classified → decode ClassifiedItem → fold into its story (pure)
-    → produce alert revisions to alerts → await acks → store stories
-    → queue each revision in the delivery ledger for the routes that want it
-    → commit;  meanwhile one worker per route delivers from the ledger
+    → produce alert revisions to alerts, and the stories to their changelog
+    → await acks → cache the stories
+    → queue each revision in the delivery ledger for the routes that want it,
+      and write the ledger's changes to its changelog → commit
+    meanwhile one worker per route delivers from the ledger
 
 The classified topic is keyed by ``story_key``, so one replica owns a story at a
-time and replicas never race on it.
+time and replicas never race on it. Its state moves with its partition
+(:mod:`.changelog`): restored when the group assigns the partition, handed over
+when it revokes it, after the deliveries in flight from it are done.
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ import httpx
 
 from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.config_file import RouteConfig, route_secrets
+from dohawatch.shared.errors import BrokerError
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext, consume
+from dohawatch.shared.tables import check_copartitioned, replica_name
 
+from .changelog import restore, story_record
 from .delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
 from .ledger import DeliveryLedger
 from .store import StoryStore
@@ -38,40 +45,51 @@ GROUP_ID = "dohawatch-notifier"
 
 
 class AlertHandler:
-    """Plugs story decisions, the story store and the dispatcher into the loop."""
+    """Plugs story decisions, the story store and the dispatcher into the loop, and
+    moves their state with the partitions the group assigns."""
 
     def __init__(
         self,
         rules: AlertRules,
         store: StoryStore,
         dispatcher: Dispatcher,
-        topic: str,
+        ctx: ServiceContext,
+        replica: str,
     ) -> None:
         self.rules = rules
         self.store = store
         self.dispatcher = dispatcher
-        self.topic = topic
-        self._dirty: dict[str, Story] = {}
+        self.ctx = ctx
+        self.replica = replica
+        self._dirty: dict[str, tuple[int, Story]] = {}
         self._alerts: list[tuple[Alert, datetime]] = []
+        self.failure: BrokerError | None = None  # a restore that failed stops the service
 
-    async def handle(self, events: Sequence[ClassifiedItem]) -> list[Outgoing]:
+    async def handle(
+        self, events: Sequence[ClassifiedItem], partitions: Sequence[int]
+    ) -> list[Outgoing]:
         now = datetime.now(UTC)
+        topics = self.ctx.topics
         out = []
-        for classified in events:
+        for classified, partition in zip(events, partitions, strict=True):
             key = classified.story_key
-            story = self._dirty.get(key) or self.store.get(key)
+            story = self._dirty[key][1] if key in self._dirty else self.store.get(key)
             story, alert = decide(story, classified, self.rules, now)
             if alert is None:
                 continue
             assert story is not None
-            self._dirty[key] = story
+            self._dirty[key] = (partition, story)
             self._alerts.append((alert, classified.item.fetched_at))
-            out.append(encode(alert, self.topic))
+            out.append(encode(alert, topics.alerts))
+        out += [
+            story_record(topics.notifier_stories, partition, story, self.replica)
+            for partition, story in self._dirty.values()
+        ]
         return out
 
     async def acknowledged(self) -> None:
         stories = self._dirty
-        self.store.put_many(list(stories.values()))
+        self.store.put_many(stories.values())
         alerts, self._alerts, self._dirty = self._alerts, [], {}
         for alert, fetched_at in alerts:
             self.dispatcher.metrics.alerts.labels(alert.event_type, alert.severity.value).inc()
@@ -85,8 +103,50 @@ class AlertHandler:
                 event_type=alert.event_type,
                 severity=alert.severity.value,
             )
-            tags = stories[alert.story_key].feed_tags if alert.story_key in stories else frozenset()
-            self.dispatcher.offer(alert, tags, fetched_at)
+            partition, story = stories[alert.story_key]
+            self.dispatcher.offer(alert, story.feed_tags, fetched_at, partition)
+        await self.dispatcher.log_changes()  # before the commit: a failure replays the batch
+
+    async def assigned(self, partitions: set[int]) -> None:
+        """Read the partitions' stories and ledger from the changelogs, then deliver them."""
+        ctx = self.ctx
+        if ctx.stop.is_set():
+            return  # stopping: the partitions' next owner reads their state
+        try:
+            restored = await restore(
+                ctx.settings,
+                ctx.bootstrap,
+                ctx.topics,
+                partitions,
+                self.store,
+                self.dispatcher.ledger,
+            )
+        except BrokerError as exc:
+            # Going on with a stale cache could deliver again what another replica
+            # delivered: stop instead, and let the restart read the changelogs.
+            log_event(log, "state_restored", level=logging.ERROR, status="error", error=str(exc))
+            if not ctx.stop.is_set():
+                self.failure = exc
+                ctx.stop.set()
+            return
+        ledger = self.dispatcher.ledger
+        ledger.owned = (ledger.owned or frozenset()) | partitions
+        self.dispatcher.wake()
+        log_event(
+            log,
+            "state_restored",
+            status="ok",
+            partitions=",".join(map(str, sorted(partitions))),
+            stories=restored.stories,
+            ledger_records=restored.ledger_records,
+        )
+
+    async def revoked(self, partitions: set[int]) -> None:
+        """Stop taking the partitions' deliveries, let those in flight finish, and
+        write their outcome to the changelog for the next owner."""
+        ledger = self.dispatcher.ledger
+        ledger.owned = (ledger.owned or frozenset()) - partitions
+        await self.dispatcher.drain(partitions)
 
 
 def _stop_on_crash(stop: asyncio.Event) -> Callable[[asyncio.Task[None]], None]:
@@ -106,8 +166,18 @@ async def run_notifier(
 
     Raises:
         ConfigError: a route lacks a setting its sink needs.
+        BrokerError: the state topics have fewer partitions than news.classified,
+            an assigned partition's state could not be read, or a batch
+            could not be produced (its input is replayed after the restart).
     """
     settings = ctx.settings
+    topics = ctx.topics
+    await check_copartitioned(
+        settings,
+        ctx.bootstrap,
+        topics.classified,
+        [topics.notifier_stories, topics.notifier_ledger],
+    )
     client = httpx.AsyncClient(
         timeout=settings.delivery_timeout_seconds,
         headers={"User-Agent": f"dohawatch/{package_version()} (+{settings.fetch_contact_url})"},
@@ -118,6 +188,8 @@ async def run_notifier(
         routes = [Route(cfg, make_sink(cfg, settings, client, secrets)) for cfg in route_configs]
         path = settings.state_dir / "notifier.sqlite3"
         store, ledger = StoryStore(path), DeliveryLedger(path)
+        ledger.owned = frozenset()  # until the group assigns partitions
+        replica = replica_name(settings, "notifier")
         dispatcher = Dispatcher(
             routes,
             ledger,
@@ -129,19 +201,24 @@ async def run_notifier(
                 settings.delivery_backoff_max_seconds,
             ),
             DeliveryMetrics(ctx.registry),
+            changelog_topic=ctx.topics.notifier_ledger,
+            replica=replica,
         )
         log_event(log, "routes", status="ok", routes=",".join(r.name for r in routes) or "none")
         delivering = asyncio.create_task(dispatcher.run(ctx.stop), name="delivery")
         delivering.add_done_callback(_stop_on_crash(ctx.stop))
         try:
-            handler = AlertHandler(rules, store, dispatcher, ctx.topics.alerts)
+            handler = AlertHandler(rules, store, dispatcher, ctx, replica)
             await consume(
                 ctx,
                 group=GROUP_ID,
                 topic=ctx.topics.classified,
                 model=ClassifiedItem,
                 handler=handler,
+                client_id=replica,
             )
+            if handler.failure is not None:
+                raise handler.failure
         finally:
             ctx.stop.set()
             await delivering

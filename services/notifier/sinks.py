@@ -123,7 +123,9 @@ class SlackWebhookSink:
     """Slack incoming webhook: Block Kit messages, one per revision sent.
 
     A webhook cannot edit or thread, so each revision a route hears about is a
-    new message that says what changed.
+    new message that says what changed. Each request carries the revision's id in
+    ``X-Dohawatch-Delivery``, as webhooks do: Slack ignores it, and a proxy in
+    front of Slack can tell a resend by it.
     """
 
     kind = "slack"
@@ -133,7 +135,12 @@ class SlackWebhookSink:
         self.url = url
 
     async def send(self, alert: Alert, reason: str, thread: str | None) -> str | None:
-        await _post(self.client, self.url, json=render.slack_message(alert, reason))
+        await _post(
+            self.client,
+            self.url,
+            json=render.slack_message(alert, reason),
+            headers={"X-Dohawatch-Delivery": ids.revision_id(alert.alert_id, alert.revision)},
+        )
         return None
 
     async def send_digest(self, alerts: Sequence[Alert], digest_id: str) -> None:

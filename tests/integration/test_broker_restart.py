@@ -4,6 +4,7 @@ services notice, say so on /readyz, recreate the topics and skip nothing sent af
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -23,6 +24,7 @@ from dohawatch.demo.feeds import ReplayServer
 from dohawatch.shared.broker import EmbeddedBroker
 from dohawatch.shared.codec import decode, encode
 from dohawatch.shared.config_file import FeedConfig, FileConfig
+from dohawatch.shared.errors import BrokerError
 from dohawatch.shared.events import ClassifiedItem, NewsItem
 from dohawatch.shared.kafka import Topics
 from dohawatch.shared.runtime import ServiceContext
@@ -195,7 +197,9 @@ async def test_a_service_stops_within_its_bound_when_the_broker_is_gone(
     settings: Settings, broker: EmbeddedBroker
 ) -> None:
     """With the broker killed under it, a stopping classifier and notifier finish within
-    half a minute (a batch in flight and each Kafka client get 5 s), instead of hanging."""
+    half a minute (a batch in flight and each Kafka client get 5 s), instead of hanging.
+    A notifier still reading its partitions' state when the broker went ends with
+    that BrokerError (its restart reads the state again); either way it ends in time."""
     bootstrap = broker.bootstrap
     plan = RunPlan(settings, FileConfig(), services=["classifier", "notifier"], routes=())
     stop = asyncio.Event()
@@ -205,7 +209,8 @@ async def test_a_service_stops_within_its_bound_when_the_broker_is_gone(
     await broker.stop()
     stop.set()
     started = asyncio.get_running_loop().time()
-    await asyncio.wait_for(task, 60)
+    with contextlib.suppress(BrokerError):
+        await asyncio.wait_for(task, 60)
     took = asyncio.get_running_loop().time() - started
     del plan, task
     gc.collect()

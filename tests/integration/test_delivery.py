@@ -25,7 +25,7 @@ from dohawatch.notifier import render
 from dohawatch.shared.codec import decode, encode, header
 from dohawatch.shared.config_file import RouteConfig
 from dohawatch.shared.events import Alert, ClassifiedItem, EvidenceSpan, NewsItem, TaggedEvent
-from dohawatch.shared.kafka import Topics
+from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.settings import Settings
 from tests.factories import until
 
@@ -268,6 +268,7 @@ async def test_killing_the_notifier_mid_delivery_delivers_each_revision_once(
     """SIGKILL while Slack holds a request: after restart every notable revision
     reaches each route exactly once, and nothing delivered before is sent again."""
     bootstrap = settings.kafka_bootstrap_servers or ""
+    await ensure_topics(settings, bootstrap, TOPICS)  # before the first publish creates one
     held = threading.Event()
     slack.script = [Answer(200), Answer(503, hold=held)]  # rev 3 hangs, then is refused
     process = await notifier_process(settings, slack, mailbox, tmp_path)

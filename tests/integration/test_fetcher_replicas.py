@@ -17,10 +17,11 @@ import pytest
 import yaml
 
 from dohawatch.app import RunPlan
-from dohawatch.fetcher.feed_table import read_table, sync_feeds
+from dohawatch.fetcher.feed_table import sync_feeds
 from dohawatch.shared.config_file import FeedConfig
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.settings import Settings
+from dohawatch.shared.tables import read_table
 
 from .conftest import configure, read_topic, running
 
