@@ -9,7 +9,8 @@ deterministic ids, so the replay produces the same messages.
 
 A rebalance runs beside the loop (aiokafka's coordinator task), so a partition
 can be revoked while its batch is being processed. The revoke hook waits for
-that batch (up to ``REVOKE_WAIT_SECONDS``) and commits it: work in flight is
+that batch (up to ``revoke_wait_seconds``, less than the group's rebalance
+timeout, so the member is not thrown out meanwhile) and commits it: work in flight is
 finished and committed before the partition's next owner starts. A batch that
 takes longer is left uncommitted for those partitions and replayed by their
 next owner. A handler that keeps state per partition is told which partitions
@@ -125,9 +126,6 @@ def deadletter(
     )
 
 
-REVOKE_WAIT_SECONDS = 30.0
-"""How long a revoke waits for the batch in flight before leaving it to be replayed
-(under the group's rebalance timeout, so the member is not thrown out meanwhile)."""
 SHUTDOWN_COMMIT_SECONDS = 5.0
 """The bound on the commit a stopping service makes (its offsets are replayed if it fails)."""
 BROKER_TIMEOUT_SECONDS = 60.0
@@ -235,9 +233,14 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
     a rebalance (see the module doc)."""
 
     def __init__(
-        self, consumer: AIOKafkaConsumer, handler: object, metrics: PipelineMetrics
+        self,
+        consumer: AIOKafkaConsumer,
+        handler: object,
+        metrics: PipelineMetrics,
+        revoke_wait_seconds: float,
     ) -> None:
         self._consumer = consumer
+        self._revoke_wait = revoke_wait_seconds
         self._handler = handler if isinstance(handler, PartitionedHandler) else None
         self._metrics = metrics
         self.assigned: set[TopicPartition] = set()
@@ -279,7 +282,7 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Any) -> None:
         lost = set(revoked)
         if self.in_flight is not None and not self.in_flight.done():
-            await asyncio.wait([self.in_flight], timeout=REVOKE_WAIT_SECONDS)
+            await asyncio.wait([self.in_flight], timeout=self._revoke_wait)
             if not self.in_flight.done():
                 self.revoked |= lost  # its offsets for these partitions are never committed
                 log_event(
@@ -334,6 +337,7 @@ class _Loop(Generic[T]):
         handler: BatchHandler[T],
         deadletter_topic: str,
         metrics: PipelineMetrics,
+        revoke_wait_seconds: float,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -342,7 +346,7 @@ class _Loop(Generic[T]):
         self.handler = handler
         self.deadletter_topic = deadletter_topic
         self.metrics = metrics
-        self.offsets = _Offsets(consumer, handler, metrics)
+        self.offsets = _Offsets(consumer, handler, metrics, revoke_wait_seconds)
 
     async def run(self, topics: Sequence[str], stop: asyncio.Event, max_records: int) -> None:
         self.consumer.subscribe(list(topics), listener=self.offsets)
@@ -439,8 +443,11 @@ async def run_pipeline(
     metrics: PipelineMetrics,
     stop: asyncio.Event,
     max_records: int = 2000,
+    revoke_wait_seconds: float = 8.0,
 ) -> None:
     """Consume ``topics`` until ``stop`` is set, at least once (see module docstring).
+    ``revoke_wait_seconds`` bounds a revoke's wait for the batch in flight; keep it
+    under the consumer's rebalance timeout.
 
     The consumer and producer must be started; they are not stopped here.
 
@@ -456,5 +463,6 @@ async def run_pipeline(
         handler=handler,
         deadletter_topic=deadletter_topic,
         metrics=metrics,
+        revoke_wait_seconds=revoke_wait_seconds,
     )
     await loop.run(topics, stop, max_records)

@@ -122,6 +122,12 @@ async def stop_within(closing: Awaitable[None], what: str) -> None:
         )
 
 
+def revoke_wait_seconds(settings: Settings) -> float:
+    """How long a revoke may wait for work in flight: most of the rebalance timeout,
+    the time the group gives a member to rejoin."""
+    return settings.kafka_rebalance_timeout_ms / 1000 * 0.8
+
+
 async def consume(
     ctx: ServiceContext,
     *,
@@ -158,6 +164,7 @@ async def consume(
             metrics=PipelineMetrics(ctx.registry),
             stop=ctx.stop,
             max_records=ctx.settings.kafka_max_poll_records,
+            revoke_wait_seconds=revoke_wait_seconds(ctx.settings),
         )
     finally:
         ctx.readiness.set("kafka", False)

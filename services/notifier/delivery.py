@@ -227,12 +227,23 @@ class Dispatcher:
                 log, "changelog_failed", level=logging.WARNING, status="error", error=str(exc)
             )
 
-    async def drain(self, partitions: set[int]) -> None:
+    async def drain(self, partitions: set[int], wait_seconds: float | None = None) -> None:
         """Wait for the deliveries in flight from ``partitions`` (which the ledger no
-        longer hands out), then write what changed to the changelog."""
+        longer hands out), up to ``wait_seconds``, then write what changed to the
+        changelog. A delivery still in flight after that may be sent again by the
+        partition's next owner, with the same delivery id (a lost answer's resend)."""
         waiting = [f for parts, f in self._in_flight.values() if parts & partitions]
         if waiting:
-            await asyncio.wait(waiting)
+            _, late = await asyncio.wait(waiting, timeout=wait_seconds)
+            if late:
+                log_event(
+                    log,
+                    "drain_unfinished",
+                    level=logging.WARNING,
+                    status="timeout",
+                    deliveries=len(late),
+                    partitions=",".join(map(str, sorted(partitions))),
+                )
         await self._log_quietly()
 
     def wake(self) -> None:

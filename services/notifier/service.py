@@ -28,7 +28,7 @@ from dohawatch.shared.errors import BrokerError
 from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
-from dohawatch.shared.runtime import ServiceContext, consume
+from dohawatch.shared.runtime import ServiceContext, consume, revoke_wait_seconds
 from dohawatch.shared.tables import check_copartitioned, replica_name
 
 from .changelog import restore, story_record
@@ -146,7 +146,7 @@ class AlertHandler:
         write their outcome to the changelog for the next owner."""
         ledger = self.dispatcher.ledger
         ledger.owned = (ledger.owned or frozenset()) - partitions
-        await self.dispatcher.drain(partitions)
+        await self.dispatcher.drain(partitions, revoke_wait_seconds(self.ctx.settings))
 
 
 def _stop_on_crash(stop: asyncio.Event) -> Callable[[asyncio.Task[None]], None]:

@@ -1,0 +1,187 @@
+"""Consumers that share partitions hand them over whole: the at-least-once loop
+commits the batch in flight when its partitions are revoked, and a notifier's
+stories and deliveries move with its partitions (services/notifier/changelog.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from dohawatch.app import RunPlan
+from dohawatch.shared import ids
+from dohawatch.shared.at_least_once import run_pipeline
+from dohawatch.shared.codec import Outgoing, decode
+from dohawatch.shared.events import Alert, ClassifiedItem
+from dohawatch.shared.kafka import Topics, ensure_topics, make_consumer, make_producer
+from dohawatch.shared.metrics import PipelineMetrics
+from dohawatch.shared.settings import Settings
+from tests.factories import until
+
+from .conftest import configure, read_topic, running
+from .servers import SlackServer
+from .test_delivery import publish, report
+
+pytestmark = pytest.mark.integration
+
+TOPICS = Topics.with_prefix("dohawatch.")
+STORIES = [f"st1-story-{n}" for n in range(6)]
+
+
+def story_report(story: str, n: int) -> ClassifiedItem:
+    """Outlet ``n``'s report of ``story``."""
+    c = report(n)
+    item = c.item.model_copy(update={"item_id": f"it1-{story}-{n}"})
+    return c.model_copy(update={"item": item, "story_key": story})
+
+
+class Gated:
+    """A handler that records what it handled; with a ``gate``, its first batch
+    waits for it."""
+
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.gate = gate
+        self.blocked = asyncio.Event()
+        self.assigned_any = asyncio.Event()
+        self.seen: list[str] = []
+
+    async def assigned(self, partitions: set[int]) -> None:
+        self.assigned_any.set()
+
+    async def revoked(self, partitions: set[int]) -> None:
+        pass
+
+    async def handle(
+        self, events: Sequence[ClassifiedItem], partitions: Sequence[int]
+    ) -> list[Outgoing]:
+        if self.gate is not None and not self.gate.is_set():
+            self.blocked.set()
+            await self.gate.wait()
+        self.seen += [e.item.item_id for e in events]
+        return []
+
+    async def acknowledged(self) -> None:
+        pass
+
+
+async def test_a_revoke_commits_the_batch_in_flight(settings: Settings) -> None:
+    """A batch still being handled when a second member joins is finished and
+    committed before its partitions move: the newcomer handles none of it again.
+
+    The batch is held until the newcomer has partitions, or for 15 s: with the
+    revoke waiting for the batch, the newcomer gets none before the batch is
+    committed; without, it would be assigned (after about 5 s) and read the
+    batch again from the last commit."""
+    settings = configure(settings, kafka_rebalance_timeout_ms=30_000)
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    await ensure_topics(settings, bootstrap, TOPICS)
+    reports = [story_report(f"st1-revoke-{n}", 1) for n in range(30)]
+    await publish(bootstrap, reports)
+    gate = asyncio.Event()
+    first, second = Gated(gate), Gated()
+    stop = asyncio.Event()
+    producer = make_producer(settings, bootstrap)
+    await producer.start()
+    consumers = [make_consumer(settings, bootstrap, "dohawatch-revoke-test") for _ in range(2)]
+    loops = []
+    try:
+        for consumer, handler in zip(consumers, (first, second), strict=True):
+            await consumer.start()
+            loops.append(
+                asyncio.create_task(
+                    run_pipeline(
+                        consumer,
+                        producer,
+                        service="test",
+                        topics=[TOPICS.classified],
+                        model=ClassifiedItem,
+                        handler=handler,
+                        deadletter_topic=TOPICS.deadletter,
+                        metrics=PipelineMetrics(CollectorRegistry()),
+                        stop=stop,
+                        revoke_wait_seconds=24.0,
+                    )
+                )
+            )
+            if handler is first:
+                await asyncio.wait_for(first.blocked.wait(), 30)
+        await asyncio.wait([asyncio.ensure_future(second.assigned_any.wait())], timeout=15)
+        gate.set()
+        await until(lambda: len(set(first.seen) | set(second.seen)) == len(reports), 40)
+        await asyncio.sleep(1.0)  # time for a replay to show
+    finally:
+        stop.set()
+        await asyncio.gather(*loops, return_exceptions=True)
+        for consumer in consumers:
+            await consumer.stop()
+        await producer.stop()
+    assert first.seen, "the first member handled its batch"
+    assert not set(first.seen) & set(second.seen), "a handled batch was handled again"
+    assert sorted(first.seen + second.seen) == sorted(r.item.item_id for r in reports)
+
+
+def _replica(settings: Settings, slack: SlackServer, tmp_path: Path, name: str) -> Settings:
+    return configure(
+        settings,
+        state_dir=tmp_path / name,
+        slack_webhook_url=f"{slack.url}/services/T0/B0/x",
+        kafka_rebalance_timeout_ms=5_000,
+        delivery_backoff_seconds=0.05,
+    )
+
+
+def _partitions(plan: RunPlan) -> int:
+    ctx = plan.contexts.get("notifier")
+    value = (
+        ctx.registry.get_sample_value(
+            "dohawatch_consumer_partitions_assigned", {"topic": TOPICS.classified}
+        )
+        if ctx
+        else None
+    )
+    return int(value or 0)
+
+
+def _deliveries(slack: SlackServer) -> Counter[str]:
+    return Counter(r.headers["X-Dohawatch-Delivery"] for r in slack.accepted())
+
+
+async def test_a_story_keeps_its_alert_and_deliveries_when_its_partition_moves(
+    settings: Settings, slack: SlackServer, tmp_path: Path
+) -> None:
+    """Six stories, revised while a second notifier joins and again after it leaves:
+    each keeps one alert id and counts its revisions on from where the last owner
+    stopped, and Slack hears each notable revision (1, 3 and 10) once."""
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    a, b = (_replica(settings, slack, tmp_path, name) for name in "ab")
+
+    async def revise(numbers: range, slack_messages: int) -> None:
+        await publish(bootstrap, [story_report(s, n) for n in numbers for s in STORIES])
+        await until(lambda: len(slack.accepted()) >= slack_messages, 40)
+
+    async with running(a, services=["notifier"], routes=None) as plan_a:
+        await revise(range(1, 3), 6)
+        async with running(b, services=["notifier"], routes=None) as plan_b:
+            await until(lambda: _partitions(plan_b) > 0 and _partitions(plan_a) > 0, 40)
+            assert _partitions(plan_a) + _partitions(plan_b) == 3
+            await revise(range(3, 5), 12)
+            delivered_by_b = plan_b.contexts["notifier"].registry.get_sample_value(
+                "dohawatch_deliveries_total", {"route": "slack", "sink": "slack", "outcome": "ok"}
+            )
+            assert delivered_by_b, "the second notifier delivered its partitions' revisions"
+        await until(lambda: _partitions(plan_a) == 3, 40)
+        await revise(range(5, 11), 18)
+        await asyncio.sleep(1.0)  # time for a wrong extra delivery to show
+    expected = {ids.revision_id(ids.alert_id(s), n): 1 for s in STORIES for n in (1, 3, 10)}
+    assert _deliveries(slack) == expected
+    alerts = [
+        decode(r.value, r.headers, Alert)
+        for r in await read_topic(bootstrap, TOPICS.alerts, 60, 20)
+    ]
+    assert {(x.alert_id, x.revision) for x in alerts} == {
+        (ids.alert_id(s), n) for s in STORIES for n in range(1, 11)
+    }
