@@ -21,7 +21,7 @@ CORPUS := .cache/feedparser-tests
 # validates schemas/asyncapi.yaml.
 ASYNCAPI_PARSER := .cache/npm/node_modules/@asyncapi/parser/package.json
 
-.PHONY: tools corpus asyncapi-parser compiled install demo test test-fast lint typecheck schemas model eval bench check clean
+.PHONY: tools corpus asyncapi-parser compiled install demo test test-cluster test-fast lint typecheck schemas model eval bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,9 @@ $(ASYNCAPI_PARSER):
 
 test: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched $(COMPILED_TREE)/.built $(ASYNCAPI_PARSER)
 	$(BIN)/python -m pytest $(ARGS)
+
+test-cluster: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched $(COMPILED_TREE)/.built $(ASYNCAPI_PARSER)
+	$(BIN)/python -m pytest -m cluster $(ARGS)
 
 test-fast: $(VENV)/.installed $(TOOLS_STAMP) $(CORPUS)/.fetched $(COMPILED_TREE)/.built $(ASYNCAPI_PARSER)
 	$(BIN)/python -m pytest -m "not integration" $(ARGS)
