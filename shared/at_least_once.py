@@ -14,7 +14,9 @@ timeout, so the member is not thrown out meanwhile) and commits it: work in flig
 finished and committed before the partition's next owner starts. A batch that
 takes longer is left uncommitted for those partitions and replayed by their
 next owner. A handler that keeps state per partition is told which partitions
-it lost (after the commit) and which it gained (before their first batch).
+it lost (after the commit) and which it gained; no batch is processed until
+those hooks have run (aiokafka fetches a new assignment meanwhile), and none
+with records of partitions this member no longer holds.
 """
 
 from __future__ import annotations
@@ -246,6 +248,7 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
         self.assigned: set[TopicPartition] = set()
         self.pending: dict[TopicPartition, int] = {}
         self.revoked: set[TopicPartition] = set()  # lost while their batch was in flight
+        self.settled = asyncio.Event()  # set once a rebalance's hooks have all run
         self.in_flight: asyncio.Future[None] | None = None
 
     async def commit(self, bound_seconds: float = BROKER_TIMEOUT_SECONDS) -> None:
@@ -280,6 +283,7 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
             self.pending[tp] = offset
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        self.settled.clear()
         lost = set(revoked)
         if self.in_flight is not None and not self.in_flight.done():
             await asyncio.wait([self.in_flight], timeout=self._revoke_wait)
@@ -308,6 +312,7 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._handler.assigned({tp.partition for tp in gained})
         self.assigned |= gained
         self._counted("assigned", gained)
+        self.settled.set()
 
     def _counted(self, change: str, tps: set[TopicPartition]) -> None:
         for topic in {tp.topic for tp in tps}:
@@ -352,12 +357,31 @@ class _Loop(Generic[T]):
         self.consumer.subscribe(list(topics), listener=self.offsets)
         while not stop.is_set():
             batches = await self.consumer.getmany(timeout_ms=200, max_records=max_records)
+            if batches:
+                batches = await self._owned(batches, stop)
             if batches and not await self._process_or_abandon(batches, stop):
                 break
             await self._observe_lag()
         # The last commit on the way out: quick, so a stop completes with the broker gone.
         with contextlib.suppress(BrokerError):
             await self.offsets.commit(SHUTDOWN_COMMIT_SECONDS)
+
+    async def _owned(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """``batches`` once the last rebalance's hooks have run, without the records of
+        partitions this member no longer holds. aiokafka fetches a new assignment's
+        partitions while ``on_partitions_assigned`` still runs, so a batch may arrive
+        before a handler has read its partitions' state."""
+        if not self.offsets.settled.is_set():
+            settled = asyncio.ensure_future(self.offsets.settled.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([settled, stopping], return_when=asyncio.FIRST_COMPLETED)
+            settled.cancel()
+            stopping.cancel()
+        if stop.is_set():
+            return {}
+        return {tp: records for tp, records in batches.items() if tp in self.offsets.assigned}
 
     async def _process_or_abandon(
         self, batches: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]], stop: asyncio.Event

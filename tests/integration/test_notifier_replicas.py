@@ -124,6 +124,65 @@ async def test_a_revoke_commits_the_batch_in_flight(settings: Settings) -> None:
     assert sorted(first.seen + second.seen) == sorted(r.item.item_id for r in reports)
 
 
+class SlowToLoad(Gated):
+    """A handler whose state takes two seconds to load on assignment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: set[int] = set()
+        self.early: list[str] = []  # items handled before their partition's state was loaded
+
+    async def assigned(self, partitions: set[int]) -> None:
+        await asyncio.sleep(2.0)
+        self.loaded |= partitions
+
+    async def handle(
+        self, events: Sequence[ClassifiedItem], partitions: Sequence[int]
+    ) -> list[Outgoing]:
+        self.early += [
+            e.item.item_id for e, p in zip(events, partitions, strict=True) if p not in self.loaded
+        ]
+        return await super().handle(events, partitions)
+
+
+async def test_no_batch_is_handled_before_its_partitions_state_is_loaded(
+    settings: Settings,
+) -> None:
+    """aiokafka fetches a new assignment's partitions while the assignment hook still
+    runs; the loop holds those records until the hook is done."""
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    await ensure_topics(settings, bootstrap, TOPICS)
+    reports = [story_report(f"st1-load-{n}", 1) for n in range(12)]
+    await publish(bootstrap, reports)
+    handler = SlowToLoad()
+    stop = asyncio.Event()
+    producer = make_producer(settings, bootstrap)
+    consumer = make_consumer(settings, bootstrap, "dohawatch-load-test")
+    await producer.start()
+    await consumer.start()
+    loop = asyncio.create_task(
+        run_pipeline(
+            consumer,
+            producer,
+            service="test",
+            topics=[TOPICS.classified],
+            model=ClassifiedItem,
+            handler=handler,
+            deadletter_topic=TOPICS.deadletter,
+            metrics=PipelineMetrics(CollectorRegistry()),
+            stop=stop,
+        )
+    )
+    try:
+        await until(lambda: len(handler.seen) == len(reports), 40)
+    finally:
+        stop.set()
+        await loop
+        await consumer.stop()
+        await producer.stop()
+    assert handler.early == []
+
+
 def _replica(settings: Settings, slack: SlackServer, tmp_path: Path, name: str) -> Settings:
     return configure(
         settings,
