@@ -13,7 +13,7 @@ from dohawatch.shared.config_file import AlertConfig, FileConfig, RouteConfig
 from dohawatch.shared.errors import BrokerError
 from dohawatch.shared.kafka import Topics, ensure_topics
 from dohawatch.shared.logs import log_event
-from dohawatch.shared.runtime import ServiceContext, service_context
+from dohawatch.shared.runtime import STOP_GRACE_SECONDS, ServiceContext, service_context
 from dohawatch.shared.settings import Settings
 from dohawatch.shared.tasks import first_failure, until_first
 
@@ -98,6 +98,14 @@ async def _run_one(
 
 DRAIN_SECONDS = 30.0
 """How long a graceful stop on the embedded broker waits for the consumers to catch up."""
+
+
+def stop_grace_seconds(settings: Settings) -> float:
+    """How long a stop of the process may take before it exits anyway: a service's own
+    bound, and on the embedded broker the consumers' drain before it."""
+    return STOP_GRACE_SECONDS + (DRAIN_SECONDS if settings.embedded_broker else 0.0)
+
+
 _SETTLE_SECONDS = 1.0  # lag must stay at zero this long: a fetch answer may still be on its way
 
 

@@ -43,14 +43,14 @@ def _secrets(settings: Settings) -> list[str]:
 
 
 def _services(settings: Settings, names: Sequence[str]) -> int:
-    from .app import RunPlan, run_plan
+    from .app import RunPlan, run_plan, stop_grace_seconds
     from .shared.runtime import install_signal_handlers
 
     config = load_file_config(settings.config_file)
 
     async def go() -> None:
         stop = asyncio.Event()
-        install_signal_handlers(stop)
+        install_signal_handlers(stop, stop_grace_seconds(settings))
         await run_plan(RunPlan(settings, config, services=names), stop)
 
     asyncio.run(go())
@@ -58,12 +58,13 @@ def _services(settings: Settings, names: Sequence[str]) -> int:
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from .app import stop_grace_seconds
     from .demo.runner import run_demo
     from .shared.runtime import install_signal_handlers
 
     async def go() -> None:
         stop = asyncio.Event()
-        install_signal_handlers(stop)
+        install_signal_handlers(stop, stop_grace_seconds(settings))
         demo = asyncio.create_task(run_demo(settings, sys.stdout, follow=args.follow))
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait([demo, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ __all__ = [
     "SHUTDOWN_SECONDS",
     "ServiceContext",
     "consume",
+    "exit_stuck",
     "install_signal_handlers",
     "service_context",
     "stop_within",
@@ -36,6 +38,10 @@ T = TypeVar("T", bound=BaseModel)
 
 SHUTDOWN_SECONDS = 5.0
 """How long stopping a Kafka client may take; a service stops within a few of these."""
+STOP_GRACE_SECONDS = 25.0
+"""How long a process may take to stop once asked; then it exits anyway (code 1),
+naming what it was still waiting for. Below Kubernetes' default grace of 30 s, so
+the log says what hung before the kubelet's SIGKILL would."""
 log = logging.getLogger("dohawatch")
 
 
@@ -54,12 +60,46 @@ class ServiceContext:
     ops_port: int
 
 
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    """Set ``stop`` on SIGTERM and SIGINT, so services finish their batch and commit."""
+def install_signal_handlers(stop: asyncio.Event, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """Set ``stop`` on SIGTERM and SIGINT, so services finish their batch and commit;
+    if the process is still running ``grace_seconds`` later, exit it (see
+    :func:`exit_stuck`)."""
     loop = asyncio.get_running_loop()
+
+    def stopping() -> None:
+        if not stop.is_set():
+            stop.set()
+            # A timer, not a task: asyncio.run cancels the tasks left at its end and
+            # waits for them, and a timer still fires while it does.
+            loop.call_later(grace_seconds, exit_stuck, loop)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):  # not on every platform
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopping)
+
+
+def exit_stuck(loop: asyncio.AbstractEventLoop) -> None:
+    """Log each task the stopping process still waits on, with where it waits, and
+    exit with code 1. Whatever was acknowledged is committed by then; the rest is
+    replayed by the next owner of its partitions, as after a crash."""
+    waiting = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in waiting:
+        frames = task.get_stack()[-8:]  # the innermost awaits
+        where = " < ".join(
+            f"{f.f_code.co_name} ({os.path.basename(f.f_code.co_filename)}:{f.f_lineno})"
+            for f in reversed(frames)
+        )
+        log_event(
+            log,
+            "stop_stuck_task",
+            level=logging.ERROR,
+            status="waiting",
+            task=task.get_name(),
+            waits_in=where,
+        )
+    log_event(log, "stop_stuck", level=logging.ERROR, status="exited", tasks=len(waiting))
+    logging.shutdown()
+    os._exit(1)
 
 
 @contextlib.asynccontextmanager
