@@ -9,6 +9,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from types import FrameType
 from typing import TypeVar
 
 from aiokafka import AIOKafkaProducer
@@ -84,10 +85,9 @@ def exit_stuck(loop: asyncio.AbstractEventLoop) -> None:
     replayed by the next owner of its partitions, as after a crash."""
     waiting = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in waiting:
-        frames = task.get_stack()[-8:]  # the innermost awaits
         where = " < ".join(
             f"{f.f_code.co_name} ({os.path.basename(f.f_code.co_filename)}:{f.f_lineno})"
-            for f in reversed(frames)
+            for f in reversed(_awaiting(task.get_coro())[-8:])  # the innermost awaits
         )
         log_event(
             log,
@@ -160,6 +160,19 @@ async def stop_within(closing: Awaitable[None], what: str) -> None:
         log_event(
             log, "stop_failed", level=logging.WARNING, status="error", client=what, error=repr(exc)
         )
+
+
+def _awaiting(coro: object) -> list[FrameType]:
+    """The frames of a suspended coroutine and of each coroutine it awaits, outermost
+    first (``Task.get_stack`` gives only the outermost)."""
+    frames: list[FrameType] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
 
 
 def revoke_wait_seconds(settings: Settings) -> float:

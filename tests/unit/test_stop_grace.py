@@ -56,7 +56,7 @@ def test_a_stuck_stop_exits_with_code_1_naming_the_task_and_where_it_waits() -> 
     assert code == 1
     assert took >= 0.5
     stuck = [e for e in events if e["event"] == "stop_stuck_task"]
-    assert any(e["task"] == "stuck-client" and "holds_on" in str(e["waits_in"]) for e in stuck)
+    assert any(e["task"] == "stuck-client" and "holds_on" in str(e["waits_in"]) and "sleep" in str(e["waits_in"]) for e in stuck)
     assert events[-1]["event"] == "stop_stuck"
 
 
