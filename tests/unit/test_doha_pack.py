@@ -90,6 +90,8 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         ("Gaza talks", "Israel could approve the hostage deal with Hamas if the list arrives."),
         ("Gaza talks", "Washington proposed extending the truce with Hamas through the holiday."),
         ("Gaza talks", "The two sides are close to a ceasefire deal, a Hamas official said."),
+        ("Israel strikes Gaza despite ceasefire, dozens killed", ""),  # an air strike
+        ("Displaced Palestinians begin returning to northern Gaza as truce holds", ""),
     ],
 )
 def test_a_hoped_proposed_denied_or_conditional_deal_is_no_agreement(
