@@ -71,6 +71,15 @@ _TOLD_APART = [
         # struck, clinched, sealed
         ("Negotiators strike a Gaza hostage deal in Doha", ""),
         ("Mediators clinch Israel-Hamas ceasefire deal after marathon talks", ""),
+        # the news itself, dated this week
+        (
+            "Gaza ceasefire deal reached",
+            "The ceasefire, agreed on Wednesday, takes effect on Sunday.",
+        ),
+        (
+            "Gaza talks",
+            "The ceasefire in Gaza took effect at noon on Friday, the Israeli military said.",
+        ),
     ],
 )
 def test_the_ways_wires_report_a_deal_are_each_an_agreement(
@@ -92,6 +101,24 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         ("Gaza talks", "The two sides are close to a ceasefire deal, a Hamas official said."),
         ("Israel strikes Gaza despite ceasefire, dozens killed", ""),  # an air strike
         ("Displaced Palestinians begin returning to northern Gaza as truce holds", ""),
+        # a deal that is the background of other news
+        (
+            "Hamas delays return of hostage bodies",
+            "Hamas accused Israel of violating the ceasefire that took effect on October 10.",
+        ),
+        (
+            "Israeli strikes kill 20 in Gaza despite truce",
+            "It was the deadliest day since the ceasefire between Israel and Hamas took effect.",
+        ),
+        (
+            "Hamas hands over remains of two hostages",
+            "The handover is part of the Gaza ceasefire deal agreed with Israel in October.",
+        ),
+        (
+            "Hamas submits reply on second phase",
+            "Under the agreement reached in January, the sides were to negotiate phase two.",
+        ),
+        ("Gaza truce talks collapse", "The truce, agreed in November and extended twice, ended."),
     ],
 )
 def test_a_hoped_proposed_denied_or_conditional_deal_is_no_agreement(
