@@ -146,15 +146,25 @@ async def stop_within(closing: Awaitable[None], what: str) -> None:
     """Await ``closing`` (a client's stop) for at most ``SHUTDOWN_SECONDS``: a
     broker that is gone must not keep a stopping service alive, nor may a client
     that fails while it closes (aiokafka's consumer can raise the cancellation of
-    its own fetch task) stop the rest of the shutdown."""
+    its own fetch task) stop the rest of the shutdown.
+
+    A close that overruns is cancelled but not waited for: ``asyncio.wait_for``
+    would wait for the cancellation to finish, which a client blocked inside its
+    group coordinator may never do. What is left of it is the stop grace's to end
+    (:func:`install_signal_handlers`)."""
+    task = asyncio.ensure_future(closing)
     try:
-        await asyncio.wait_for(closing, SHUTDOWN_SECONDS)
-    except TimeoutError:
-        log_event(log, "stop_timeout", level=logging.WARNING, status="timeout", client=what)
+        done, _ = await asyncio.wait([task], timeout=SHUTDOWN_SECONDS)
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise  # we are being cancelled ourselves
+        task.cancel()
+        raise  # we are being cancelled ourselves
+    if not done:
+        task.cancel()
+        log_event(log, "stop_timeout", level=logging.WARNING, status="timeout", client=what)
+        return
+    try:
+        task.result()
+    except asyncio.CancelledError:
         log_event(log, "stop_failed", level=logging.WARNING, status="cancelled", client=what)
     except KafkaError as exc:
         log_event(

@@ -3,11 +3,18 @@ finish, and its log names the task and where it waits."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import signal
 import subprocess
 import sys
 import time
+
+import pytest
+
+from dohawatch.shared import runtime
 
 PROGRAM = """
 import asyncio, sys
@@ -56,7 +63,12 @@ def test_a_stuck_stop_exits_with_code_1_naming_the_task_and_where_it_waits() -> 
     assert code == 1
     assert took >= 0.5
     stuck = [e for e in events if e["event"] == "stop_stuck_task"]
-    assert any(e["task"] == "stuck-client" and "holds_on" in str(e["waits_in"]) and "sleep" in str(e["waits_in"]) for e in stuck)
+    assert any(
+        e["task"] == "stuck-client"
+        and "holds_on" in str(e["waits_in"])
+        and "sleep" in str(e["waits_in"])
+        for e in stuck
+    )
     assert events[-1]["event"] == "stop_stuck"
 
 
@@ -65,3 +77,23 @@ def test_a_stop_that_finishes_exits_cleanly_before_the_grace() -> None:
     assert code == 0
     assert took < 30.0
     assert not [e for e in events if str(e["event"]).startswith("stop_stuck")]
+
+
+async def test_a_client_close_that_ignores_its_cancellation_is_left_after_its_bound(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(runtime, "SHUTDOWN_SECONDS", 0.2)
+    released = asyncio.Event()
+
+    async def close() -> None:  # as a consumer blocked in its group coordinator
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await released.wait()
+
+    caplog.set_level(logging.WARNING, logger="dohawatch")
+    started = time.monotonic()
+    await asyncio.wait_for(runtime.stop_within(close(), "test consumer"), 10)
+    assert time.monotonic() - started < 5
+    assert "stop_timeout" in caplog.text
+    released.set()
+    await asyncio.sleep(0)
