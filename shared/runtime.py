@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from .at_least_once import BROKER_TIMEOUT_SECONDS, BatchHandler, run_pipeline
 from .kafka import Topics, make_consumer, make_producer
 from .logs import log_event
+from .membership import keep_membership
 from .metrics import BrokerMetrics, PipelineMetrics, build_info
 from .ops import OpsServer, Readiness
 from .settings import Settings
@@ -215,6 +216,9 @@ async def consume(
     consumer = make_consumer(settings, ctx.bootstrap, group)
     await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
     ctx.readiness.set("kafka")
+    member = asyncio.create_task(
+        keep_membership(consumer, settings, ctx.bootstrap, group), name=f"{ctx.name}-membership"
+    )
     try:
         await run_pipeline(
             consumer,
@@ -230,5 +234,7 @@ async def consume(
             revoke_wait_seconds=revoke_wait_seconds(ctx.settings),
         )
     finally:
+        member.cancel()
+        await asyncio.gather(member, return_exceptions=True)
         ctx.readiness.set("kafka", False)
         await stop_within(consumer.stop(), f"{ctx.name} consumer")

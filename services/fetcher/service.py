@@ -40,6 +40,7 @@ from dohawatch.shared.config_file import FeedConfig, load_file_config
 from dohawatch.shared.errors import BrokerError, ConfigError, FeedError
 from dohawatch.shared.kafka import make_consumer, positions, read_from_start
 from dohawatch.shared.logs import log_event
+from dohawatch.shared.membership import keep_membership
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext, stop_within
 from dohawatch.shared.settings import Settings
@@ -534,6 +535,9 @@ async def _supervise(
     consumer.subscribe([ctx.topics.feeds], listener=owned)
     await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
     ctx.readiness.set("kafka")
+    member = asyncio.create_task(
+        keep_membership(consumer, named, ctx.bootstrap, GROUP_ID), name="fetcher-membership"
+    )
     try:
         while not ctx.stop.is_set():
             try:
@@ -558,6 +562,8 @@ async def _supervise(
             if not batches and await _past_log_end(consumer):
                 await _sync(ctx, feeds)  # the broker lost the table: write it again
     finally:
+        member.cancel()
+        await asyncio.gather(member, return_exceptions=True)
         ctx.readiness.set("kafka", False)
         await owned.stop()
         with contextlib.suppress(KafkaError, TimeoutError):
