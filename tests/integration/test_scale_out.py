@@ -16,7 +16,8 @@ Not part of ``make test`` (``make test-cluster`` runs it): on the embedded broke
 (Tansu 0.6) a rebalance under this churn sometimes completes a generation without
 one live member and never tells it (its heartbeats keep succeeding), so two
 replicas hold the same partitions until the end and the run diverges from the
-one-replica run. docs/kafka.md describes what was seen.
+one-replica run. Replicas now check that their group lists them and rejoin if
+not (shared/membership.py); docs/kafka.md describes what was seen.
 """
 
 from __future__ import annotations
