@@ -82,8 +82,8 @@ def install_signal_handlers(stop: asyncio.Event, grace_seconds: float = STOP_GRA
 
 def exit_stuck(loop: asyncio.AbstractEventLoop) -> None:
     """Log each task the stopping process still waits on, with where it waits, and
-    exit with code 1. Whatever was acknowledged is committed by then; the rest is
-    replayed by the next owner of its partitions, as after a crash."""
+    exit with code 1. What was committed stays committed; the rest is replayed by
+    the next owner of its partitions, as after a crash."""
     waiting = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in waiting:
         where = " < ".join(
