@@ -15,7 +15,9 @@ check never finds a member missing and costs one DescribeGroups request per chec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,7 @@ from .kafka import client_options
 from .logs import log_event
 from .settings import Settings
 
-__all__ = ["Membership", "keep_membership", "listed"]
+__all__ = ["Membership", "keep_membership", "kept_membership", "listed"]
 
 log = logging.getLogger("dohawatch.membership")
 
@@ -110,3 +112,18 @@ async def keep_membership(
     finally:
         if admin is not None:
             await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def kept_membership(
+    consumer: AIOKafkaConsumer, settings: Settings, bootstrap: str, group_id: str
+) -> AsyncIterator[None]:
+    """Run :func:`keep_membership` for ``consumer`` while the block runs."""
+    task = asyncio.create_task(
+        keep_membership(consumer, settings, bootstrap, group_id), name=f"{group_id}-membership"
+    )
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

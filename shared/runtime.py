@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from .at_least_once import BROKER_TIMEOUT_SECONDS, BatchHandler, run_pipeline
 from .kafka import Topics, make_consumer, make_producer
 from .logs import log_event
-from .membership import keep_membership
+from .membership import kept_membership
 from .metrics import BrokerMetrics, PipelineMetrics, build_info
 from .ops import OpsServer, Readiness
 from .settings import Settings
@@ -216,25 +216,21 @@ async def consume(
     consumer = make_consumer(settings, ctx.bootstrap, group)
     await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
     ctx.readiness.set("kafka")
-    member = asyncio.create_task(
-        keep_membership(consumer, settings, ctx.bootstrap, group), name=f"{ctx.name}-membership"
-    )
     try:
-        await run_pipeline(
-            consumer,
-            ctx.producer,
-            service=ctx.name,
-            topics=[topic],
-            model=model,
-            handler=handler,
-            deadletter_topic=ctx.topics.deadletter,
-            metrics=PipelineMetrics(ctx.registry),
-            stop=ctx.stop,
-            max_records=ctx.settings.kafka_max_poll_records,
-            revoke_wait_seconds=revoke_wait_seconds(ctx.settings),
-        )
+        async with kept_membership(consumer, settings, ctx.bootstrap, group):
+            await run_pipeline(
+                consumer,
+                ctx.producer,
+                service=ctx.name,
+                topics=[topic],
+                model=model,
+                handler=handler,
+                deadletter_topic=ctx.topics.deadletter,
+                metrics=PipelineMetrics(ctx.registry),
+                stop=ctx.stop,
+                max_records=ctx.settings.kafka_max_poll_records,
+                revoke_wait_seconds=revoke_wait_seconds(ctx.settings),
+            )
     finally:
-        member.cancel()
-        await asyncio.gather(member, return_exceptions=True)
         ctx.readiness.set("kafka", False)
         await stop_within(consumer.stop(), f"{ctx.name} consumer")

@@ -40,7 +40,7 @@ from dohawatch.shared.config_file import FeedConfig, load_file_config
 from dohawatch.shared.errors import BrokerError, ConfigError, FeedError
 from dohawatch.shared.kafka import make_consumer, positions, read_from_start
 from dohawatch.shared.logs import log_event
-from dohawatch.shared.membership import keep_membership
+from dohawatch.shared.membership import kept_membership
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext, stop_within
 from dohawatch.shared.settings import Settings
@@ -535,35 +535,35 @@ async def _supervise(
     consumer.subscribe([ctx.topics.feeds], listener=owned)
     await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
     ctx.readiness.set("kafka")
-    member = asyncio.create_task(
-        keep_membership(consumer, named, ctx.bootstrap, GROUP_ID), name="fetcher-membership"
-    )
     try:
-        while not ctx.stop.is_set():
-            try:
-                batches = await consumer.getmany(timeout_ms=500)
-            except KafkaError as exc:
-                log_event(
-                    log, "feeds_read_failed", level=logging.WARNING, status="error", error=repr(exc)
-                )
-                await asyncio.sleep(1.0)
-                continue
-            for tp, records in batches.items():
-                for record in records:
-                    if record.key is not None:
-                        owned.apply(tp.partition, record.key.decode(), record.value)
-            owned.start_pending()
-            if failure := owned.failure():
-                raise failure
-            if reload.is_set():
-                reload.clear()
-                if ctx.settings.config_file is not None:
-                    await _sync(ctx, _reloaded(ctx, feeds or ()))
-            if not batches and await _past_log_end(consumer):
-                await _sync(ctx, feeds)  # the broker lost the table: write it again
+        async with kept_membership(consumer, named, ctx.bootstrap, GROUP_ID):
+            while not ctx.stop.is_set():
+                try:
+                    batches = await consumer.getmany(timeout_ms=500)
+                except KafkaError as exc:
+                    log_event(
+                        log,
+                        "feeds_read_failed",
+                        level=logging.WARNING,
+                        status="error",
+                        error=repr(exc),
+                    )
+                    await asyncio.sleep(1.0)
+                    continue
+                for tp, records in batches.items():
+                    for record in records:
+                        if record.key is not None:
+                            owned.apply(tp.partition, record.key.decode(), record.value)
+                owned.start_pending()
+                if failure := owned.failure():
+                    raise failure
+                if reload.is_set():
+                    reload.clear()
+                    if ctx.settings.config_file is not None:
+                        await _sync(ctx, _reloaded(ctx, feeds or ()))
+                if not batches and await _past_log_end(consumer):
+                    await _sync(ctx, feeds)  # the broker lost the table: write it again
     finally:
-        member.cancel()
-        await asyncio.gather(member, return_exceptions=True)
         ctx.readiness.set("kafka", False)
         await owned.stop()
         with contextlib.suppress(KafkaError, TimeoutError):
