@@ -239,10 +239,13 @@ class _Item:
             c = cancel & mask
             after = rule.after & mask
             anchors = self._uncancelled(hits, rule.groups[0], c | rule.before & mask, rule, after)
+            if not anchors:
+                continue
+            others = [self._uncancelled(hits, bit, c, rule, after) for bit in rule.groups[1:]]
             for anchor in anchors:
                 chosen = [anchor]
-                for bit in rule.groups[1:]:
-                    for other in self._uncancelled(hits, bit, c, rule, after):
+                for group in others:
+                    for other in group:
                         if rule.ordered and other[1] < anchor[1]:
                             continue
                         if _words_between(text, anchor, other) <= rule.near:
@@ -261,14 +264,19 @@ class _Item:
         before it (a ``before`` hit only right before it), nor an ``after`` hit
         beginning right after it."""
         key_mask = self.key_mask
+        if not cancel and not after:  # most sentences: nothing in them cancels
+            return [hit for hit in hits if key_mask[hit[0]] & bit]
         window = rule.window
         before = rule.before
+        stops = cancel | after
         found = []
         for hit in hits:
             if key_mask[hit[0]] & bit:
                 start, end = hit[1], hit[2] - 2
                 for k, s, e in hits:
                     bits = key_mask[k]
+                    if not bits & stops:
+                        continue
                     gap = start - (e - 2)
                     if bits & cancel and 0 <= gap <= (window if bits & ~before else 1):
                         break

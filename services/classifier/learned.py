@@ -107,13 +107,17 @@ class Prediction:
         self._sentences = [
             (span, sentence_features(span[0], span[3])) for span in sentences(title, summary)
         ]
-        known = model.vocabulary
+        columns = model.columns
         weighed: set[str] = set()  # the item's features that some label weighs
         for _, found in self._sentences:
-            weighed |= found & known
+            weighed |= found & columns.keys()
+        # One lookup per feature gives its weight for every label; zip turns the
+        # features' rows into the labels' columns, each summed in C.
+        rows = [columns[f] for f in weighed]
+        totals = [sum(column) for column in zip(*rows, strict=True)] if rows else None
         self.probability: dict[str, float] = {
-            label: 1.0 / (1.0 + math.exp(-(bias + sum(filter(None, map(weights.get, weighed))))))
-            for label, bias, weights in model.rows
+            label: 1.0 / (1.0 + math.exp(-(bias + (totals[i] if totals else 0))))
+            for i, (label, bias, _) in enumerate(model.rows)
         }
 
     def evidence(self, label: str) -> tuple[Span, ...]:
@@ -157,9 +161,14 @@ class LearnedModel(BaseModel):
         )
 
     @cached_property
-    def vocabulary(self) -> frozenset[str]:
-        """Every feature that some label weighs."""
-        return frozenset(f for weights in self.weights.values() for f in weights)
+    def columns(self) -> dict[str, tuple[float, ...]]:
+        """Per feature that some label weighs: its weight for each label, in the
+        order of :attr:`labels` (0.0 where a label does not weigh it)."""
+        rows = self.rows
+        return {
+            f: tuple(weights.get(f, 0.0) for _, _, weights in rows)
+            for f in sorted({f for weights in self.weights.values() for f in weights})
+        }
 
     def predict(self, title: str, summary: str) -> Prediction:
         """Read one item."""

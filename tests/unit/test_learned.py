@@ -4,6 +4,7 @@ file, its training, and the default install that runs it without scikit-learn.""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,33 @@ def test_the_bundled_model_reads_any_text(title: str, summary: str) -> None:
     assert all(0 < p < 1 for p in prediction.probability.values())
     for span in prediction.evidence("agreement_reached"):
         assert span[3] == (title if span[0] == "title" else summary)[span[1] : span[2]]
+
+
+@given(st.text(max_size=200), st.text(max_size=400))
+def test_a_labels_probability_is_the_logistic_of_its_features_weights(
+    title: str, summary: str
+) -> None:
+    """Each label sums only its own weights of the item's features, whichever other
+    labels weigh them, and none weighs a feature twice though sentences repeat it."""
+    model = _model(
+        relevant={"t:port": 0.9, "strike": 0.4, "port": 0.2},
+        walkout={"strike": 1.5, "walk out": 0.7},
+        settled={"deal": 2.0, "s:deal": -0.5},
+    )
+    found = features(title, summary)
+    probability = model.predict(title, summary).probability
+    for label, bias in model.bias.items():
+        score = bias + sum(w for f, w in model.weights.get(label, {}).items() if f in found)
+        assert probability[label] == pytest.approx(1 / (1 + math.exp(-score)), abs=1e-12)
+
+
+def test_words_in_several_labels_count_for_each() -> None:
+    """A feature two labels weigh moves both, each by its own weight."""
+    model = _model(walkout={"strike": 1.5}, settled={"strike": -1.0, "deal": 2.0})
+    probability = model.predict("", "The strike ended with a deal. The strike ended.").probability
+    assert probability["walkout"] == pytest.approx(1 / (1 + math.exp(2.0 - 1.5)))
+    assert probability["settled"] == pytest.approx(1 / (1 + math.exp(2.0 + 1.0 - 2.0)))
+    assert probability[RELEVANT] == pytest.approx(1 / (1 + math.exp(2.0)))
 
 
 def _labelled() -> tuple[list[Labelled], frozenset[str]]:
