@@ -9,7 +9,10 @@ How an item is read:
    entity alias at once. Keys carry their padding spaces, so they match whole
    words only, and "al-Hayya" and "al Hayya" are one key. A term group that
    holds ``<number>`` is hit by every number too: digits are found by the
-   scanner that also serves the figures, number words by the automaton.
+   scanner that also serves the figures, number words by the automaton. One
+   that holds ``<hyphen>`` is hit by each hyphen joining two words, which
+   normalising made a space: as a ``cancel_before`` term it keeps the tail of a
+   compound ("Hamas-approved deal") from reading as a verb.
 3. A key's term groups and entities are bits of one integer; the hits are
    sorted into sentences, each with the union of its keys' bits. A rule is a
    mask as well: it holds in a sentence whose mask contains it. Rules are tried
@@ -54,7 +57,7 @@ from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
 from . import scan
 from .figures import NUMBER_WORDS, Figures
 from .learned import RELEVANT, LearnedModel, Prediction
-from .pack import NUMBER_TERM, Rule, TopicPack, expand
+from .pack import HYPHEN_TERM, NUMBER_TERM, Rule, TopicPack, expand
 from .scan import FieldName, Hit, Span
 
 __all__ = [
@@ -329,10 +332,14 @@ class Classifier:
         entity_names = list(pack.entities)
         keys: dict[str, int] = defaultdict(int)  # normalised key -> its bits
         number_bits = 0  # the groups that hold NUMBER_TERM
+        hyphen_bits = 0  # the groups that hold HYPHEN_TERM
         for group, phrases in pack.terms.items():
             for phrase in phrases:
                 if phrase == NUMBER_TERM:
                     number_bits |= bit[group]
+                    continue
+                if phrase == HYPHEN_TERM:
+                    hyphen_bits |= bit[group]
                     continue
                 for variant in expand(phrase):
                     keys[scan.words(variant)] |= bit[group]
@@ -353,6 +360,10 @@ class Classifier:
         if number_bits:
             self._number_key = len(self._key_mask)
             self._key_mask.append(number_bits)
+        self._hyphen_key = -1  # likewise the joining hyphens, found by a regex
+        if hyphen_bits:
+            self._hyphen_key = len(self._key_mask)
+            self._key_mask.append(hyphen_bits)
         self._entities_of: list[tuple[int, ...]] = [
             tuple(i for i in range(len(entity_names)) if mask >> (first_entity + i) & 1)
             for mask in self._key_mask
@@ -431,6 +442,7 @@ class Classifier:
         item = _Item(self._key_mask)
         key_mask = self._key_mask
         number_key = self._number_key
+        hyphen_key = self._hyphen_key
         number_word = self._number_word
         field: FieldName
         ends: list[int] = []
@@ -449,6 +461,8 @@ class Classifier:
                     ends = [m.end() for m in scan.SENTENCE_END.finditer(text)]
             if numbers and number_key >= 0:
                 hits.extend(scan.number_hits(text, numbers, number_key))
+            if hyphen_key >= 0 and ("-" in text or not text.isascii()):
+                hits.extend(scan.hyphen_hits(text, hyphen_key))
             words: list[int] = []
             if hits:
                 field_mask = self._sort_hits(item, field, text, hits, ends)

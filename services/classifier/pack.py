@@ -25,6 +25,7 @@ from .learned import LearnedModel
 
 __all__ = [
     "FAMILY",
+    "HYPHEN_TERM",
     "NUMBER_TERM",
     "EntitySpec",
     "EventSpec",
@@ -57,6 +58,11 @@ FAMILY = "~"
 
 NUMBER_TERM = "<number>"
 """A term group phrase that stands for any number in the text ("33", "1,200", "six")."""
+
+HYPHEN_TERM = "<hyphen>"
+"""A term group phrase that stands for a hyphen joining two words: in a cancel
+group named by ``cancel_before``, it cancels the second word of a compound
+("Hamas-approved deal" approves nothing)."""
 
 
 def expand(phrase: str) -> list[str]:
@@ -241,10 +247,11 @@ class TopicPack(_Spec):
         except re.error as exc:
             missing.append(f"figures: the patterns do not combine into one regex: {exc}")
         missing += [
-            f"terms.{group}: {phrase!r}: {NUMBER_TERM} is a phrase of its own"
+            f"terms.{group}: {phrase!r}: {special} is a phrase of its own"
             for group, phrases in self.terms.items()
             for phrase in phrases
-            if NUMBER_TERM in phrase and phrase != NUMBER_TERM
+            for special in (NUMBER_TERM, HYPHEN_TERM)
+            if special in phrase and phrase != special
         ]
         if missing:
             raise ValueError("; ".join(missing))

@@ -21,6 +21,7 @@ __all__ = [
     "Span",
     "ascii_numbers",
     "ascii_sentence_starts",
+    "hyphen_hits",
     "number_hits",
     "words",
 ]
@@ -131,6 +132,15 @@ def number_hits(text: str, starts: list[int], key: int) -> list[Hit]:
                 end = i
         hits.append((key, start, end + 2))
     return hits
+
+
+_JOINING_HYPHEN: Final = re.compile(r"(?<=[^\W\d_])[-\u2010\u2011](?=[^\W\d_])")
+
+
+def hyphen_hits(text: str, key: int) -> list[Hit]:
+    """A hit of ``key`` on each hyphen that joins two words ("Hamas-approved"),
+    ending where the second word begins, so that it stands right before it."""
+    return [(key, m.start(), m.end() + 2) for m in _JOINING_HYPHEN.finditer(text)]
 
 
 def _lower_same_length(text: str) -> str:

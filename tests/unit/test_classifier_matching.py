@@ -1,5 +1,5 @@
 """How pack rules match: word families, proximity, order, cancels around a word,
-the title's claim, and number words."""
+the title's claim, number words and joining hyphens."""
 
 from __future__ import annotations
 
@@ -149,6 +149,48 @@ def test_cancels_right_before_the_anchor_and_right_after_a_word(
 ) -> None:
     """``cancel_before`` cancels the anchor alone; ``cancel_after`` a word modifying the next."""
     assert (_types(_cancel_pack(tmp_path), summary) == {"agreed"}) is found
+
+
+def _compound_pack(tmp_path: Path) -> Classifier:
+    return _pack(
+        tmp_path,
+        'verb: ["approve~"], deal: [deal], joined: ["<hyphen>"]',
+        "approved: {description: d, severity: low, "
+        "rules: [{all: [verb, deal], near: 3, ordered: true}], cancel_before: [joined]}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("summary", "found"),
+    [
+        ("The cabinet approved the deal.", True),
+        ("Hamas approved deal, Israel says.", True),
+        ("The Hamas-approved deal was rejected.", False),
+        ("The Hamas\u2011approved deal was rejected.", False),  # a non-breaking hyphen
+        ("Hamas - approved deal, Israel says.", True),  # a dash between spaces joins nothing
+        ("The cabinet approved a 60-day deal.", True),  # a hyphen elsewhere cancels nothing
+    ],
+)
+def test_a_hyphen_term_cancels_the_tail_of_a_compound(
+    tmp_path: Path, summary: str, found: bool
+) -> None:
+    """``<hyphen>`` stands for a hyphen joining two words: right before the anchor, it
+    cancels it, though normalising made the hyphen a space."""
+    assert (_types(_compound_pack(tmp_path), summary) == {"approved"}) is found
+
+
+@pytest.mark.parametrize("term", ["<number>", "<hyphen>"])
+def test_a_special_term_is_a_phrase_of_its_own(tmp_path: Path, term: str) -> None:
+    """A special term inside a longer phrase is refused: it would never match."""
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "name: bad\nversion: '1'\ndescription: x\n"
+        f"terms: {{a: [x], b: ['{term} deal']}}\n"
+        "relevance: {rules: [{all: [a], score: 0.9}]}\n"
+        "events: {e: {description: d, severity: low, rules: [{all: [b]}]}}\n"
+    )
+    with pytest.raises(PackError, match=f"{term} is a phrase of its own"):
+        load_pack(str(path))
 
 
 def _claim_pack(tmp_path: Path) -> Classifier:

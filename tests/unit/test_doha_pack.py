@@ -119,6 +119,12 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
             "Under the agreement reached in January, the sides were to negotiate phase two.",
         ),
         ("Gaza truce talks collapse", "The truce, agreed in November and extended twice, ended."),
+        # a compound names a deal, approves none
+        ("Israel to send team to Cairo despite gaps with Hamas-approved deal", ""),
+        ("Gaza talks", "Israel said the Egypt-approved ceasefire outline fell short."),
+        # what talks reach
+        ("Gaza talks", "Talks on renewing the truce reached an impasse on Saturday."),
+        ("Gaza talks", "Negotiations over the Gaza ceasefire reached a stalemate in Cairo."),
     ],
 )
 def test_a_hoped_proposed_denied_or_conditional_deal_is_no_agreement(
