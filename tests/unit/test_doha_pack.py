@@ -41,6 +41,11 @@ _TOLD_APART = [
         # approved by a cabinet
         ("Israeli cabinet approves Gaza hostage accord", ""),
         ("Security cabinet ratifies ceasefire with Hamas", ""),
+        ("Israeli cabinet backs Gaza ceasefire agreement with Hamas", ""),
+        (
+            "Gaza talks",
+            "Netanyahu's government gave the green light to the hostage deal on Friday.",
+        ),
         (
             "Gaza talks",
             "Israel's government voted to endorse the agreement with Hamas early on Saturday.",
@@ -99,6 +104,16 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         ("Gaza talks", "Israel could approve the hostage deal with Hamas if the list arrives."),
         ("Gaza talks", "Washington proposed extending the truce with Hamas through the holiday."),
         ("Gaza talks", "The two sides are close to a ceasefire deal, a Hamas official said."),
+        ("Gaza talks", "A ceasefire could take effect as early as Sunday if Hamas signs off."),
+        (
+            "Gaza talks",
+            "Qatar says Israel and Hamas must agree on the deal's second phase by Saturday.",
+        ),
+        (
+            "Gaza talks",
+            "The sides have to agree on a ceasefire before the holiday, mediators said.",
+        ),
+        ("Gaza talks", "Israeli ministers back calls for a ceasefire with Hamas."),
         ("Israel strikes Gaza despite ceasefire, dozens killed", ""),  # an air strike
         ("Displaced Palestinians begin returning to northern Gaza as truce holds", ""),
         # a deal that is the background of other news
@@ -119,6 +134,8 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
             "Under the agreement reached in January, the sides were to negotiate phase two.",
         ),
         ("Gaza truce talks collapse", "The truce, agreed in November and extended twice, ended."),
+        ("Gaza residents return to rubble a year after the Gaza ceasefire began", ""),
+        ("Gaza talks", "Months after the truce took effect, Hamas has yet to return two bodies."),
         # a compound names a deal, approves none
         ("Israel to send team to Cairo despite gaps with Hamas-approved deal", ""),
         ("Gaza talks", "Israel said the Egypt-approved ceasefire outline fell short."),
