@@ -41,6 +41,7 @@ _TOLD_APART = [
         # approved by a cabinet
         ("Israeli cabinet approves Gaza hostage accord", ""),
         ("Security cabinet ratifies ceasefire with Hamas", ""),
+        ("Gaza talks", "Qatar said the truce with Hamas would start at 7 a.m. on Friday."),
         ("Israeli cabinet backs Gaza ceasefire agreement with Hamas", ""),
         (
             "Gaza talks",
@@ -114,6 +115,11 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
             "The sides have to agree on a ceasefire before the holiday, mediators said.",
         ),
         ("Gaza talks", "Israeli ministers back calls for a ceasefire with Hamas."),
+        ("Netanyahu says he will approve a Gaza deal only if all hostages are freed", ""),
+        # talks about a deal, and a deal failing
+        ("Israel and Hamas agree on extension of Gaza talks in Cairo", ""),
+        ("Gaza truce extension talks begin in Cairo", ""),
+        ("Gaza ceasefire begins to fray as Israeli strikes resume", ""),
         ("Israel strikes Gaza despite ceasefire, dozens killed", ""),  # an air strike
         ("Displaced Palestinians begin returning to northern Gaza as truce holds", ""),
         # a deal that is the background of other news
