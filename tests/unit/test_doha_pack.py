@@ -120,6 +120,11 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         ("Israel and Hamas agree on extension of Gaza talks in Cairo", ""),
         ("Gaza truce extension talks begin in Cairo", ""),
         ("Gaza ceasefire begins to fray as Israeli strikes resume", ""),
+        # a detail of the deal named as agreed
+        (
+            "Gaza deal",
+            "The army will move back to the lines agreed in the first phase within a day.",
+        ),
         ("Israel strikes Gaza despite ceasefire, dozens killed", ""),  # an air strike
         ("Displaced Palestinians begin returning to northern Gaza as truce holds", ""),
         # a deal that is the background of other news
