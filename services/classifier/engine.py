@@ -593,6 +593,10 @@ class Classifier:
                 continue
             best: tuple[float, list[Span]] | None = None
             for rule in event.rules:
+                if mask & rule.need != rule.need:
+                    continue
+                if best is not None and rule.confidence + 0.1 <= best[0]:
+                    continue  # even in the title it would not beat the rule found
                 chosen = item.match(rule)
                 if chosen is None:
                     continue
