@@ -74,6 +74,11 @@ _TOLD_APART = [
             "Gaza talks",
             "Israel and Hamas have agreed on the second phase of the ceasefire, Qatar said.",
         ),
+        # both parties agreeing its terms or accepting it
+        ("Breakthrough: Israel and Hamas agree terms for hostage swap", ""),
+        ("Israel and Hamas finalise Gaza truce terms in Sharm el-Sheikh", ""),
+        ("Gaza talks", "Both sides have accepted the agreement, Egypt's foreign ministry said."),
+        ("Gaza ceasefire deal done, Trump says, hostages to be freed Monday", ""),
         # struck, clinched, sealed
         ("Negotiators strike a Gaza hostage deal in Doha", ""),
         ("Mediators clinch Israel-Hamas ceasefire deal after marathon talks", ""),
@@ -120,6 +125,13 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         ("Israel and Hamas agree on extension of Gaza talks in Cairo", ""),
         ("Gaza truce extension talks begin in Cairo", ""),
         ("Gaza ceasefire begins to fray as Israeli strikes resume", ""),
+        # terms not yet agreed, a proposal accepted by both
+        ("Israel and Hamas fail to agree terms for Gaza truce extension", ""),
+        (
+            "Gaza talks",
+            "Both sides have accepted the ceasefire proposal in principle, a source said.",
+        ),
+        ("Gaza talks", "Trump said the Gaza deal with Hamas is not done yet."),
         # a detail of the deal named as agreed
         (
             "Gaza deal",
