@@ -19,9 +19,10 @@ How an item is read:
    on the item's mask first, so most fail without a look at any sentence.
 4. Positions are read only where a rule's mask holds: the cancel window before
    a word (a ``cancel_before`` term only right before the anchor, a
-   ``cancel_after`` term right after a word), the words between the anchor and
-   each other group's word for a rule with ``near``, and the spans of the rules
-   and entities that matched.
+   ``cancel_after`` term right after a word; a ``cancel_stop`` term between a
+   cancel word and the word, such as "but", ends the cancel word's reach), the
+   words between the anchor and each other group's word for a rule with
+   ``near``, and the spans of the rules and entities that matched.
 5. An event type that the title shows drops the types it ``supersedes`` that
    only the summary shows: the title is the report's claim.
 6. When the pack has a learned model (:mod:`.learned`) and a relevance rule
@@ -73,7 +74,7 @@ COMPILED_FROM: str | None = None
 """In a compiled build, the SHA-256 of the sources it was compiled from
 (``engine.py``, ``scan.py``, ``figures.py``, in that order); None in the source."""
 
-ENGINE_VERSION = "4"
+ENGINE_VERSION = "5"
 
 FoundEvent = tuple[str, float, tuple[Span, ...]]
 """An event tag: type, confidence, evidence."""
@@ -162,6 +163,7 @@ class _Rule:
     ordered: bool = False  # the other groups' words follow the anchor's
     before: int = 0  # groups that cancel the anchor standing right before it
     after: int = 0  # groups that cancel a word beginning right after it
+    stop: int = 0  # groups that end a cancel word's reach
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +207,7 @@ class _Item:
         if rule.whole_item:
             for field, text, hits, mask in self.sentences:
                 if mask & anchor_bit:
-                    hit = self._anchor(hits, anchor_bit, cancel & mask, rule.window)
+                    hit = self._anchor(hits, anchor_bit, cancel & mask, rule)
                     if hit is not None:
                         chosen = [_span(field, text, hit)]
                         for bit in rule.groups[1:]:
@@ -219,11 +221,11 @@ class _Item:
         for sentence in self.sentences:
             field, text, hits, mask = sentence
             if mask & need == need:
-                hit = self._anchor(hits, anchor_bit, cancel & mask, rule.window)
+                hit = self._anchor(hits, anchor_bit, cancel & mask, rule)
                 if hit is not None:
                     chosen = [_span(field, text, hit)]
                     for bit in rule.groups[1:]:
-                        other = self._anchor(hits, bit, cancel & mask, rule.window)
+                        other = self._anchor(hits, bit, cancel & mask, rule)
                         if other is None:
                             break
                         chosen.append(_span(field, text, other))
@@ -281,7 +283,11 @@ class _Item:
                     if not bits & stops:
                         continue
                     gap = start - (e - 2)
-                    if bits & cancel and 0 <= gap <= (window if bits & ~before else 1):
+                    if (
+                        bits & cancel
+                        and 0 <= gap <= (window if bits & ~before else 1)
+                        and not self._stopped(hits, rule.stop, e - 2, start)
+                    ):
                         break
                     if bits & after and 0 <= s - end <= 1:
                         break
@@ -289,16 +295,32 @@ class _Item:
                     found.append(hit)
         return found
 
-    def _anchor(self, hits: list[Hit], bit: int, cancel: int, window: int) -> Hit | None:
-        """The first hit of ``bit`` with no cancel hit ending ``window`` characters before it."""
+    def _stopped(self, hits: list[Hit], stop: int, after: int, before: int) -> bool:
+        """Whether a hit of ``stop`` lies between ``after`` and ``before``: a clause
+        boundary between a cancel word and the word it would cancel."""
+        if stop:
+            key_mask = self.key_mask
+            for k, s, e in hits:
+                if key_mask[k] & stop and after <= s and e - 2 <= before:
+                    return True
+        return False
+
+    def _anchor(self, hits: list[Hit], bit: int, cancel: int, rule: _Rule) -> Hit | None:
+        """The first hit of ``bit`` with no cancel hit ending ``rule.window`` characters
+        before it (with no stop hit between them)."""
         key_mask = self.key_mask
+        window = rule.window
         for hit in hits:
             if key_mask[hit[0]] & bit:
                 if not cancel:
                     return hit
                 start = hit[1]
                 for k, _, end in hits:
-                    if key_mask[k] & cancel and 0 <= start - (end - 2) <= window:
+                    if (
+                        key_mask[k] & cancel
+                        and 0 <= start - (end - 2) <= window
+                        and not self._stopped(hits, rule.stop, end - 2, start)
+                    ):
                         break
                 else:
                     return hit
@@ -393,6 +415,7 @@ class Classifier:
             window: int = 0,
             before: tuple[str, ...] = (),
             after: tuple[str, ...] = (),
+            stop: tuple[str, ...] = (),
         ) -> _Rule:
             groups = tuple(bit[g] for g in rule.all)
             need = 0
@@ -413,6 +436,7 @@ class Classifier:
                 ordered=rule.ordered,
                 before=bits(before),
                 after=bits(after),
+                stop=bits(stop),
             )
 
         self._relevance = [compiled(r) for r in pack.relevance.rules]
@@ -425,6 +449,7 @@ class Classifier:
                     spec.cancel_window,
                     spec.cancel_before,
                     spec.cancel_after,
+                    spec.cancel_stop,
                 )
                 for r in spec.rules
             )

@@ -148,6 +148,12 @@ class EventSpec(_Spec):
         description="Groups whose term right after a near rule's word cancels it: the word "
         "is then a modifier of another noun ('ceasefire' in 'ceasefire proposal').",
     )
+    cancel_stop: tuple[str, ...] = Field(
+        (),
+        description="Groups whose term ends a cancel word's reach, as a clause boundary: "
+        "'not' cancels nothing after 'but' in 'Hamas did not attend, but Israel accepted "
+        "the offer'.",
+    )
     supersedes: tuple[str, ...] = Field(
         (),
         description="Event types that the title's claim of this one outranks: when the "
@@ -228,6 +234,7 @@ class TopicPack(_Spec):
             used += [(f"events.{name}.cancel", g) for g in event.cancel]
             used += [(f"events.{name}.cancel_before", g) for g in event.cancel_before]
             used += [(f"events.{name}.cancel_after", g) for g in event.cancel_after]
+            used += [(f"events.{name}.cancel_stop", g) for g in event.cancel_stop]
             used += [
                 (f"events.{name}.rules[{i}].cancel", g)
                 for i, r in enumerate(event.rules)

@@ -1,5 +1,5 @@
-"""How pack rules match: word families, proximity, order, cancels around a word,
-the title's claim, number words and joining hyphens."""
+"""How pack rules match: word families, proximity, order, cancels around a word
+and where their reach stops, the title's claim, number words and joining hyphens."""
 
 from __future__ import annotations
 
@@ -149,6 +149,37 @@ def test_cancels_right_before_the_anchor_and_right_after_a_word(
 ) -> None:
     """``cancel_before`` cancels the anchor alone; ``cancel_after`` a word modifying the next."""
     assert (_types(_cancel_pack(tmp_path), summary) == {"agreed"}) is found
+
+
+def _stop_pack(tmp_path: Path, stop: bool) -> Classifier:
+    stops = ", cancel_stop: [clause]" if stop else ""
+    return _pack(
+        tmp_path,
+        'verb: ["accept~"], offer: [offer], team: [team], neg: [not], clause: [but, while]',
+        "accepted: {description: d, severity: low, cancel: [neg], cancel_window: 40"
+        + stops
+        + ", rules: [{all: [verb, offer], near: 3, ordered: true}, {all: [verb, team]}]}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("summary", "stopped", "unstopped"),
+    [
+        ("Hamas did not attend, but Israel accepted the offer.", True, False),
+        ("Egypt has not said while Israel accepted the offer.", True, False),
+        ("Israel did not accept the offer.", False, False),  # nothing between
+        ("Israel did not accept the offer, but Hamas did.", False, False),  # the stop comes after
+        # a sentence rule: each of its words is read on its own
+        ("Hamas did not come but Israel accepted the team.", True, False),
+    ],
+)
+def test_a_stop_term_ends_a_cancel_words_reach(
+    tmp_path: Path, summary: str, stopped: bool, unstopped: bool
+) -> None:
+    """A ``cancel_stop`` term between a cancel word and a rule's word is a clause
+    boundary: the cancel word no longer reaches the word. Without it, it does."""
+    assert (_types(_stop_pack(tmp_path, stop=True), summary) == {"accepted"}) is stopped
+    assert (_types(_stop_pack(tmp_path, stop=False), summary) == {"accepted"}) is unstopped
 
 
 def _compound_pack(tmp_path: Path) -> Classifier:
