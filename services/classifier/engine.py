@@ -13,7 +13,8 @@ How an item is read:
    that holds ``<hyphen>`` is hit by each hyphen joining two words, which
    normalising made a space: as a ``cancel_before`` term it keeps the tail of a
    compound ("Hamas-approved deal") from reading as a verb.
-3. A key's term groups and entities are bits of one integer; the hits are
+3. A key's term groups are bits of one integer (the entities it names are a
+   list beside it, so the masks stay as narrow as the groups); the hits are
    sorted into sentences, each with the union of its keys' bits. A rule is a
    mask as well: it holds in a sentence whose mask contains it. Rules are tried
    on the item's mask first, so most fail without a look at any sentence.
@@ -365,13 +366,18 @@ class Classifier:
                     continue
                 for variant in expand(phrase):
                     keys[scan.words(variant)] |= bit[group]
-        first_entity = len(bit)
+        # Entities are no rule's business: a key names them in a list of its own,
+        # which keeps the masks as narrow as the term groups.
+        entities: dict[str, list[int]] = defaultdict(list)
         for i, entity in enumerate(pack.entities.values()):
             for alias in entity.aliases:
                 for variant in expand(alias):
-                    keys[scan.words(variant)] |= 1 << (first_entity + i)
+                    key = scan.words(variant)
+                    keys[key] |= 0
+                    if i not in entities[key]:
+                        entities[key].append(i)
         # Number words are numbers too: for the figures, and for NUMBER_TERM.
-        self._number_word = 1 << (first_entity + len(entity_names))
+        self._number_word = 1 << len(bit)
         for word in NUMBER_WORDS:
             keys[scan.words(word)] |= self._number_word | number_bits
         self._keys = list(keys)
@@ -387,9 +393,9 @@ class Classifier:
             self._hyphen_key = len(self._key_mask)
             self._key_mask.append(hyphen_bits)
         self._entities_of: list[tuple[int, ...]] = [
-            tuple(i for i in range(len(entity_names)) if mask >> (first_entity + i) & 1)
-            for mask in self._key_mask
+            tuple(sorted(entities.get(key, ()))) for key in self._keys
         ]
+        self._entities_of += [()] * (len(self._key_mask) - len(self._keys))
         self._entity_meta = [(pack.entities[n].kind, n) for n in entity_names]
         # Bound once: compiled code looks a method up by name at every call.
         self._find_ascii = cast(
