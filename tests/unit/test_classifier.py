@@ -100,8 +100,12 @@ def test_shared_vocabulary_alone_is_not_relevant(doha: Classifier, title: str) -
             "The Security Council backed a plan for a ceasefire between Israel and Hezbollah.",
             "The Security Council backed a plan for a ceasefire between Israel and Hamas.",
         ),
+        (
+            "Islamic Jihad released a video of a hostage pleading for his release.",
+            "Families released a video of a hostage, pleading for a deal to free him.",
+        ),
     ],
-    ids=["reconciliation talks", "a forum speech", "a ceasefire resolution"],
+    ids=["reconciliation talks", "a forum speech", "a ceasefire resolution", "a hostage video"],
 )
 def test_other_talks_and_passing_mentions_are_not_relevant(
     doha: Classifier, other: str, talks: str
