@@ -41,6 +41,7 @@ _TOLD_APART = [
         # approved by a cabinet
         ("Israeli cabinet approves Gaza hostage accord", ""),
         ("Security cabinet ratifies ceasefire with Hamas", ""),
+        ("Israel OKs Gaza ceasefire agreement with Hamas", ""),
         ("Gaza talks", "Qatar said the truce with Hamas would start at 7 a.m. on Friday."),
         ("Israeli cabinet backs Gaza ceasefire agreement with Hamas", ""),
         (
