@@ -123,6 +123,7 @@ def test_other_talks_and_passing_mentions_are_not_relevant(
         "Three Israeli hostages freed in exchange for 90 Palestinian prisoners",
         "Israel frees 200 Palestinian prisoners under Gaza truce",
         "Red Cross receives four hostages in Gaza handover",
+        "Israel releases 1,968 Palestinians as hostages return",
     ],
 )
 def test_releases_under_the_deal_are_relevant_on_their_own(doha: Classifier, title: str) -> None:

@@ -42,6 +42,7 @@ _TOLD_APART = [
         ("Israeli cabinet approves Gaza hostage accord", ""),
         ("Security cabinet ratifies ceasefire with Hamas", ""),
         ("Israel OKs Gaza ceasefire agreement with Hamas", ""),
+        ("Israel, Hamas ink Gaza truce", ""),
         ("Gaza talks", "Qatar said the truce with Hamas would start at 7 a.m. on Friday."),
         ("Israeli cabinet backs Gaza ceasefire agreement with Hamas", ""),
         (
