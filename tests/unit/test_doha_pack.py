@@ -43,6 +43,7 @@ _TOLD_APART = [
         ("Security cabinet ratifies ceasefire with Hamas", ""),
         ("Israel OKs Gaza ceasefire agreement with Hamas", ""),
         ("Israel, Hamas ink Gaza truce", ""),
+        ("Israel and Hamas shake on Gaza deal, Trump says", ""),
         ("Gaza talks", "Qatar said the truce with Hamas would start at 7 a.m. on Friday."),
         ("Israeli cabinet backs Gaza ceasefire agreement with Hamas", ""),
         (
@@ -134,6 +135,8 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
             "Both sides have accepted the ceasefire proposal in principle, a source said.",
         ),
         ("Gaza talks", "Trump said the Gaza deal with Hamas is not done yet."),
+        # a letter signed is no deal signed
+        ("Israeli reservists sign letter demanding hostage deal", ""),
         # a detail of the deal named as agreed
         (
             "Gaza deal",
