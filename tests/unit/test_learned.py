@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, evaluate, read_holdout
-from dohawatch.classifier.learned import RELEVANT, LearnedModel, features, sentences
+from dohawatch.classifier.learned import RELEVANT, LearnedModel, features, sentences, words
 from dohawatch.classifier.pack import load_pack, with_model
 from dohawatch.shared.errors import PackError
 
@@ -108,6 +109,16 @@ def test_word_forms_are_one_feature() -> None:
     assert {"t:recal", "recal"} <= features("Israel recalls team", "")
     assert features("", "talks broke down") & features("", "talks break down") >= {"s:break"}
     assert "recal it" in features("", "recalled its team")  # neighbouring stems
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
+def test_ascii_words_are_the_runs_of_letters_and_digits(text: str) -> None:
+    """The byte path for ASCII text finds exactly the words the regex finds."""
+    assert words(text) == re.findall(r"[^\W_]+", text.lower())
+
+
+def test_words_of_other_text_are_unicode_letters_and_digits() -> None:
+    assert words("Naïve ÉLAN_x 12½") == ["naïve", "élan", "x", "12½"]
 
 
 @given(st.text(max_size=200), st.text(max_size=400))
