@@ -519,49 +519,6 @@ async def _sync(ctx: ServiceContext, feeds: tuple[FeedConfig, ...] | None) -> No
     )
 
 
-async def _joined(
-    ctx: ServiceContext, settings: Settings, poller: Poller
-) -> tuple[AIOKafkaConsumer, _Owned] | None:
-    """A consumer of the feeds table with its first partitions assigned and restored;
-    None when the service stops first.
-
-    The first assignment waits for the whole group to rebalance, which on the
-    embedded broker has taken two minutes when members joined at once: a join
-    still waiting after ``BROKER_TIMEOUT_SECONDS`` is logged (``group_join_slow``)
-    and waited for, never given up, so a slow group does not end the process. An
-    unreachable broker still does, with its error.
-    """
-    consumer = make_consumer(settings, ctx.bootstrap, GROUP_ID)
-    owned = _Owned(ctx, poller, consumer)
-    consumer.subscribe([ctx.topics.feeds], listener=owned)
-    starting = asyncio.ensure_future(consumer.start())
-    stopping = asyncio.ensure_future(ctx.stop.wait())
-    waited = 0.0
-    try:
-        while not starting.done():
-            await asyncio.wait({starting, stopping}, timeout=BROKER_TIMEOUT_SECONDS)
-            if stopping.done() and not starting.done():
-                starting.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await starting
-                await owned.stop()
-                await stop_within(consumer.stop(), "fetcher consumer")
-                return None
-            if not starting.done():
-                waited += BROKER_TIMEOUT_SECONDS
-                log_event(
-                    log,
-                    "group_join_slow",
-                    level=logging.WARNING,
-                    status="waiting",
-                    waited_seconds=waited,
-                )
-    finally:
-        stopping.cancel()
-    starting.result()  # the broker's error, if it failed
-    return consumer, owned
-
-
 async def _supervise(
     ctx: ServiceContext, poller: Poller, feeds: tuple[FeedConfig, ...] | None
 ) -> None:
@@ -573,10 +530,10 @@ async def _supervise(
     named = ctx.settings.model_copy(
         update={"kafka_client_id": replica_name(ctx.settings, "fetcher")}
     )
-    joined = await _joined(ctx, named, poller)
-    if joined is None:
-        return
-    consumer, owned = joined
+    consumer = make_consumer(named, ctx.bootstrap, GROUP_ID)
+    owned = _Owned(ctx, poller, consumer)
+    consumer.subscribe([ctx.topics.feeds], listener=owned)
+    await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
     ctx.readiness.set("kafka")
     try:
         async with kept_membership(consumer, named, ctx.bootstrap, GROUP_ID):
