@@ -42,7 +42,7 @@ from dohawatch.shared.kafka import make_consumer, positions, read_from_start
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.membership import kept_membership
 from dohawatch.shared.metrics import package_version
-from dohawatch.shared.runtime import ServiceContext, stop_within
+from dohawatch.shared.runtime import ServiceContext, revoke_wait_seconds, stop_within
 from dohawatch.shared.settings import Settings
 from dohawatch.shared.tables import REPLICA_HEADER, read_table, replica_name
 from dohawatch.shared.tasks import first_failure
@@ -404,15 +404,31 @@ class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
         self._starting: dict[str, tuple[int, FeedConfig]] = {}
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        """Stop the revoked partitions' loops and flush their last states, within
+        ``revoke_wait_seconds``: the group's rebalance waits for this callback, and
+        on the embedded broker a member late past the rebalance timeout held the
+        whole group for minutes (docs/kafka.md). A flush cut short costs the next
+        owner a poll with an older state (see :func:`_log_state`)."""
+        started = time.monotonic()
+        deadline = started + revoke_wait_seconds(self._ctx.settings)
         gone = {tp.partition for tp in revoked}
         await self.stop([url for url, (p, _, _) in self.loops.items() if p in gone])
         for url in [u for u, (p, _) in self._starting.items() if p in gone]:
             del self._starting[url]
         # The stopped feeds' last states reach the changelog before their next owner reads it.
-        with contextlib.suppress(KafkaError, TimeoutError):
-            await asyncio.wait_for(self._ctx.producer.flush(), BROKER_TIMEOUT_SECONDS)
+        flushed = True
+        try:
+            left = max(0.0, deadline - time.monotonic())
+            await asyncio.wait_for(self._ctx.producer.flush(), left)
+        except (KafkaError, TimeoutError):
+            flushed = False
         self.partitions -= gone
-        self._counted("revoked", gone)
+        self._counted(
+            "revoked",
+            gone,
+            flushed=flushed,
+            duration_seconds=round(time.monotonic() - started, 3),
+        )
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         new = {tp.partition for tp in assigned} - self.partitions
@@ -532,8 +548,12 @@ async def _supervise(
     )
     consumer = make_consumer(named, ctx.bootstrap, GROUP_ID)
     owned = _Owned(ctx, poller, consumer)
-    consumer.subscribe([ctx.topics.feeds], listener=owned)
+    # Started before it subscribes, the consumer's start ends once the broker
+    # answers, not at its first assignment, which waits for the whole group to
+    # rebalance (docs/kafka.md, "the embedded broker"); the loop below reads
+    # nothing until the assignment arrives.
     await asyncio.wait_for(consumer.start(), BROKER_TIMEOUT_SECONDS)
+    consumer.subscribe([ctx.topics.feeds], listener=owned)
     ctx.readiness.set("kafka")
     try:
         async with kept_membership(consumer, named, ctx.bootstrap, GROUP_ID):

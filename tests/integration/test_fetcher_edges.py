@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gzip
 import itertools
+import logging
 import os
 import signal
 import ssl
@@ -22,16 +23,20 @@ import brotli  # type: ignore[import-untyped]
 import httpx
 import pytest
 import trustme
+from aiokafka import TopicPartition
 
 from dohawatch.fetcher.core import FeedState, Schedule
+from dohawatch.fetcher.feed_table import GROUP_ID
 from dohawatch.fetcher.http import FetchResult, HostGate, fetch
-from dohawatch.fetcher.service import FetcherMetrics, Poller, poll_once, run_fetcher
+from dohawatch.fetcher.service import FetcherMetrics, Poller, _Owned, poll_once, run_fetcher
 from dohawatch.fetcher.state import FeedStateStore
 from dohawatch.fetcher.transport import AddressPolicy, feed_client
+from dohawatch.shared.broker import EmbeddedBroker
 from dohawatch.shared.config_file import FeedConfig, load_file_config
 from dohawatch.shared.errors import FeedError
 from dohawatch.shared.events import SUMMARY_CHARS, NewsItem
-from dohawatch.shared.runtime import ServiceContext, service_context
+from dohawatch.shared.kafka import ensure_topics, make_consumer
+from dohawatch.shared.runtime import ServiceContext, revoke_wait_seconds, service_context
 from dohawatch.shared.settings import Settings
 from tests.factories import until
 
@@ -540,3 +545,35 @@ async def test_https_feeds_are_verified_against_the_trusted_authorities(
             await get(client, url, HostGate(1, 0.0), total=5)
     assert refused.value.outcome == "tls"
     assert "certificate" in str(refused.value).lower()
+
+
+async def test_a_revoke_gives_up_a_flush_the_broker_does_not_answer(
+    settings: Settings, broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A revoke stops its feeds' loops and flushes their states within
+    ``revoke_wait_seconds``: the group's rebalance waits for it, so a broker that
+    stops answering must not hold the revoke (docs/kafka.md)."""
+    caplog.set_level(logging.INFO, logger="dohawatch.fetcher")
+    async with fetcher(settings) as (ctx, poller):
+        topic = ctx.topics.fetcher_state
+        await ensure_topics(ctx.settings, ctx.bootstrap, ctx.topics)
+        await (await ctx.producer.send(topic, b"known", key=b"k"))  # metadata in hand
+        consumer = make_consumer(ctx.settings, ctx.bootstrap, GROUP_ID)
+        owned = _Owned(ctx, poller, consumer)
+        pid = broker.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            unacknowledged = await ctx.producer.send(topic, b"pending", key=b"k")
+            started = time.monotonic()
+            await owned.on_partitions_revoked([TopicPartition(ctx.topics.feeds, 0)])
+            took = time.monotonic() - started
+        finally:
+            os.kill(pid, signal.SIGCONT)
+            await consumer.stop()
+        await asyncio.wait_for(unacknowledged, 60)  # kept, and sent once the broker answers
+    assert took < revoke_wait_seconds(ctx.settings) + 10  # the flush alone was bounded at 60 s
+    (revoked,) = [r for r in caplog.records if r.getMessage() == "partitions_revoked"]
+    fields = revoked.dohawatch_fields
+    assert fields["flushed"] is False
+    assert fields["duration_seconds"] >= revoke_wait_seconds(ctx.settings) * 0.9
