@@ -23,7 +23,8 @@ How an item is read:
    ``cancel_after`` term right after a word; a ``cancel_stop`` term between a
    cancel word and the word, such as "but", ends the cancel word's reach), the
    words between the anchor and each other group's word for a rule with
-   ``near``, and the spans of the rules and entities that matched.
+   ``near`` (an ``apart`` term between them, such as "which", keeps them
+   apart), and the spans of the rules and entities that matched.
 5. An event type that the title shows drops the types it ``supersedes`` that
    only the summary shows: the title is the report's claim.
 6. When the pack has a learned model (:mod:`.learned`) and a relevance rule
@@ -75,7 +76,7 @@ COMPILED_FROM: str | None = None
 """In a compiled build, the SHA-256 of the sources it was compiled from
 (``engine.py``, ``scan.py``, ``figures.py``, in that order); None in the source."""
 
-ENGINE_VERSION = "5"
+ENGINE_VERSION = "6"
 
 FoundEvent = tuple[str, float, tuple[Span, ...]]
 """An event tag: type, confidence, evidence."""
@@ -165,6 +166,7 @@ class _Rule:
     before: int = 0  # groups that cancel the anchor standing right before it
     after: int = 0  # groups that cancel a word beginning right after it
     stop: int = 0  # groups that end a cancel word's reach
+    apart: int = 0  # groups that keep a near rule's words apart when between them
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,13 +250,16 @@ class _Item:
             if not anchors:
                 continue
             others = [self._uncancelled(hits, bit, c, rule, after) for bit in rule.groups[1:]]
+            apart = rule.apart & mask
             for anchor in anchors:
                 chosen = [anchor]
                 for group in others:
                     for other in group:
                         if rule.ordered and other[1] < anchor[1]:
                             continue
-                        if _words_between(text, anchor, other) <= rule.near:
+                        if _words_between(text, anchor, other) <= rule.near and not (
+                            apart and self._apart(hits, apart, anchor, other)
+                        ):
                             chosen.append(other)
                             break
                     else:
@@ -305,6 +310,12 @@ class _Item:
                 if key_mask[k] & stop and after <= s and e - 2 <= before:
                     return True
         return False
+
+    def _apart(self, hits: list[Hit], apart: int, a: Hit, b: Hit) -> bool:
+        """Whether a hit of ``apart`` lies between the words ``a`` and ``b``."""
+        if a[1] > b[1]:
+            a, b = b, a
+        return self._stopped(hits, apart, a[2] - 2, b[1])
 
     def _anchor(self, hits: list[Hit], bit: int, cancel: int, rule: _Rule) -> Hit | None:
         """The first hit of ``bit`` with no cancel hit ending ``rule.window`` characters
@@ -422,6 +433,7 @@ class Classifier:
             before: tuple[str, ...] = (),
             after: tuple[str, ...] = (),
             stop: tuple[str, ...] = (),
+            apart: tuple[str, ...] = (),
         ) -> _Rule:
             groups = tuple(bit[g] for g in rule.all)
             need = 0
@@ -443,6 +455,7 @@ class Classifier:
                 before=bits(before),
                 after=bits(after),
                 stop=bits(stop),
+                apart=bits(apart),
             )
 
         self._relevance = [compiled(r) for r in pack.relevance.rules]
@@ -456,6 +469,7 @@ class Classifier:
                     spec.cancel_before,
                     spec.cancel_after,
                     spec.cancel_stop,
+                    spec.apart,
                 )
                 for r in spec.rules
             )

@@ -154,6 +154,12 @@ class EventSpec(_Spec):
         "'not' cancels nothing after 'but' in 'Hamas did not attend, but Israel accepted "
         "the offer'.",
     )
+    apart: tuple[str, ...] = Field(
+        (),
+        description="Groups whose term between a near rule's anchor and another of its "
+        "words keeps the two apart: 'which' in 'the truce, which began in January', a "
+        "relative clause telling of a deal already made.",
+    )
     supersedes: tuple[str, ...] = Field(
         (),
         description="Event types that the title's claim of this one outranks: when the "
@@ -234,6 +240,7 @@ class TopicPack(_Spec):
             used += [(f"events.{name}.cancel", g) for g in event.cancel]
             used += [(f"events.{name}.cancel_before", g) for g in event.cancel_before]
             used += [(f"events.{name}.cancel_after", g) for g in event.cancel_after]
+            used += [(f"events.{name}.apart", g) for g in event.apart]
             used += [(f"events.{name}.cancel_stop", g) for g in event.cancel_stop]
             used += [
                 (f"events.{name}.rules[{i}].cancel", g)

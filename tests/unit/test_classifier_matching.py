@@ -182,6 +182,37 @@ def test_a_stop_term_ends_a_cancel_words_reach(
     assert (_types(_stop_pack(tmp_path, stop=False), summary) == {"accepted"}) is unstopped
 
 
+def _apart_pack(tmp_path: Path, apart: bool) -> Classifier:
+    aparts = ", apart: [relative]" if apart else ""
+    return _pack(
+        tmp_path,
+        "deal: [truce, deal], began: [began, begins], relative: [which]",
+        "began: {description: d, severity: low"
+        + aparts
+        + ", rules: [{all: [deal, began], near: 4, ordered: true}]}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("summary", "kept_apart"),
+    [
+        ("The truce, which began on January 19, has held.", True),
+        ("The deal which began the exchanges is gone.", True),
+        ("The truce began on Sunday.", False),  # nothing between
+        ("The truce began, which few expected.", False),  # the term comes after both
+        ("Which truce began on Sunday?", False),  # the term comes before both
+    ],
+)
+def test_an_apart_term_between_two_words_keeps_them_apart(
+    tmp_path: Path, summary: str, kept_apart: bool
+) -> None:
+    """An ``apart`` term between a near rule's anchor and its other word, such as the
+    "which" of a relative clause, keeps the rule from pairing them; elsewhere in the
+    sentence, and without ``apart``, it does nothing."""
+    assert (_types(_apart_pack(tmp_path, apart=True), summary) == set()) is kept_apart
+    assert _types(_apart_pack(tmp_path, apart=False), summary) == {"began"}
+
+
 def _compound_pack(tmp_path: Path) -> Classifier:
     return _pack(
         tmp_path,

@@ -94,6 +94,11 @@ _TOLD_APART = [
             "Gaza talks",
             "The ceasefire in Gaza took effect at noon on Friday, the Israeli military said.",
         ),
+        # a day named between the verb and the phase
+        ("Gaza talks", "Israel and Hamas agreed on Wednesday to the first phase of a deal."),
+        # a relative clause after a new deal leaves it a deal
+        ("Israel and Hamas reached a deal, which takes effect on Sunday", ""),
+        ("Gaza talks", "Qatar announced a truce which begins at 8am on Sunday."),
     ],
 )
 def test_the_ways_wires_report_a_deal_are_each_an_agreement(
@@ -170,6 +175,11 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         # what talks reach
         ("Gaza talks", "Talks on renewing the truce reached an impasse on Saturday."),
         ("Gaza talks", "Negotiations over the Gaza ceasefire reached a stalemate in Cairo."),
+        # a deal already made, told in a relative clause or held to
+        ("Gaza talks", "The truce, which began on January 19, has largely held."),
+        ("Gaza talks", "The ceasefire, which took hold in October, remains fragile."),
+        ("Gaza talks", "Hamas said it remained committed to the agreement reached with Israel."),
+        ("Gaza talks", "Israel said it would abide by the ceasefire agreed in January."),
     ],
 )
 def test_a_hoped_proposed_denied_or_conditional_deal_is_no_agreement(
