@@ -65,6 +65,8 @@ _MAX_STEMS: Final = 200_000
 
 
 def _stem(word: str) -> str:
+    if word.isascii() and word.isdigit():
+        return word  # the stemmer leaves a number as it is, and news is full of new ones
     stem = _STEMS.get(word)
     if stem is None:
         if len(_STEMS) >= _MAX_STEMS:
