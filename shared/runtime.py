@@ -10,7 +10,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -34,6 +34,7 @@ __all__ = [
     "install_signal_handlers",
     "service_context",
     "stop_within",
+    "waits_in",
 ]
 
 T = TypeVar("T", bound=BaseModel)
@@ -86,17 +87,13 @@ def exit_stuck(loop: asyncio.AbstractEventLoop) -> None:
     the next owner of its partitions, as after a crash."""
     waiting = [task for task in asyncio.all_tasks(loop) if not task.done()]
     for task in waiting:
-        where = " < ".join(
-            f"{f.f_code.co_name} ({os.path.basename(f.f_code.co_filename)}:{f.f_lineno})"
-            for f in reversed(_awaiting(task.get_coro())[-8:])  # the innermost awaits
-        )
         log_event(
             log,
             "stop_stuck_task",
             level=logging.ERROR,
             status="waiting",
             task=task.get_name(),
-            waits_in=where,
+            waits_in=waits_in(task),
         )
     log_event(log, "stop_stuck", level=logging.ERROR, status="exited", tasks=len(waiting))
     logging.shutdown()
@@ -171,6 +168,14 @@ async def stop_within(closing: Awaitable[None], what: str) -> None:
         log_event(
             log, "stop_failed", level=logging.WARNING, status="error", client=what, error=repr(exc)
         )
+
+
+def waits_in(task: asyncio.Task[Any]) -> str:
+    """Where a suspended task waits: its eight innermost awaits, innermost first."""
+    return " < ".join(
+        f"{f.f_code.co_name} ({os.path.basename(f.f_code.co_filename)}:{f.f_lineno})"
+        for f in reversed(_awaiting(task.get_coro())[-8:])
+    )
 
 
 def _awaiting(coro: object) -> list[FrameType]:

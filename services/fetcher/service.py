@@ -42,7 +42,7 @@ from dohawatch.shared.kafka import make_consumer, positions, read_from_start
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.membership import kept_membership
 from dohawatch.shared.metrics import package_version
-from dohawatch.shared.runtime import ServiceContext, revoke_wait_seconds, stop_within
+from dohawatch.shared.runtime import ServiceContext, revoke_wait_seconds, stop_within, waits_in
 from dohawatch.shared.settings import Settings
 from dohawatch.shared.tables import REPLICA_HEADER, read_table, replica_name
 from dohawatch.shared.tasks import first_failure
@@ -412,7 +412,10 @@ class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
         started = time.monotonic()
         deadline = started + revoke_wait_seconds(self._ctx.settings)
         gone = {tp.partition for tp in revoked}
-        await self.stop([url for url, (p, _, _) in self.loops.items() if p in gone])
+        await self.stop(
+            [url for url, (p, _, _) in self.loops.items() if p in gone],
+            wait_seconds=deadline - started,
+        )
         for url in [u for u, (p, _) in self._starting.items() if p in gone]:
             del self._starting[url]
         # The stopped feeds' last states reach the changelog before their next owner reads it.
@@ -495,14 +498,30 @@ class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
         """The first exception a feed loop ended with (a bug: polls catch their own)."""
         return first_failure([t for _, _, t in self.loops.values() if t.done()])
 
-    async def stop(self, urls: list[str] | None = None) -> None:
-        """Stop the loops of ``urls`` (all when None) and wait until they have."""
+    async def stop(self, urls: list[str] | None = None, wait_seconds: float | None = None) -> None:
+        """Stop the loops of ``urls`` (all when None): cancel them and wait until they
+        have ended, or for ``wait_seconds``; a loop still running then is logged
+        (``feed_loop_stop_slow``, with where it waits) and left to end cancelled."""
         chosen = list(self.loops) if urls is None else urls
         tasks = [self.loops.pop(url)[2] for url in chosen]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         self._poller.metrics.feeds_owned.set(len(self.loops))
+        if not tasks:
+            return
+        ended, running = await asyncio.wait(tasks, timeout=wait_seconds)
+        for task in ended:
+            if not task.cancelled():
+                task.exception()  # retrieved: a loop that failed did so before it was stopped
+        for task in running:
+            log_event(
+                log,
+                "feed_loop_stop_slow",
+                level=logging.WARNING,
+                status="waiting",
+                feed=task.get_name(),
+                waits_in=waits_in(task),
+            )
 
 
 async def _past_log_end(consumer: AIOKafkaConsumer) -> bool:

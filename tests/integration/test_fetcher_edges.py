@@ -577,3 +577,46 @@ async def test_a_revoke_gives_up_a_flush_the_broker_does_not_answer(
     fields = revoked.dohawatch_fields
     assert fields["flushed"] is False
     assert fields["duration_seconds"] >= revoke_wait_seconds(ctx.settings) * 0.9
+
+
+async def test_a_revoke_leaves_a_loop_that_does_not_end_to_end_cancelled(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A feed loop still running ``revoke_wait_seconds`` after it was cancelled does
+    not hold the revoke: it is logged with where it waits, and ends cancelled later."""
+    caplog.set_level(logging.INFO, logger="dohawatch.fetcher")
+    release = asyncio.Event()
+
+    async def stubborn() -> None:  # a loop whose first cancellation does not end it
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await release.wait()
+            raise
+
+    async with fetcher(settings) as (ctx, poller):
+        consumer = make_consumer(ctx.settings, ctx.bootstrap, GROUP_ID)
+        owned = _Owned(ctx, poller, consumer)
+        loop = asyncio.create_task(stubborn(), name="Wire")
+        await asyncio.sleep(0)
+        owned.loops["https://wire.example/feed"] = (
+            0,
+            FeedConfig(url="https://wire.example/feed", name="Wire"),
+            loop,
+        )
+        started = time.monotonic()
+        try:
+            revoking = owned.on_partitions_revoked([TopicPartition(ctx.topics.feeds, 0)])
+            await asyncio.wait_for(revoking, 30)  # unbounded, it would wait for the loop
+            took = time.monotonic() - started
+            assert not loop.done()
+            assert owned.loops == {}
+        finally:
+            release.set()
+            await consumer.stop()
+        with pytest.raises(asyncio.CancelledError):
+            await loop
+    assert took < revoke_wait_seconds(ctx.settings) + 10
+    (slow,) = [r for r in caplog.records if r.getMessage() == "feed_loop_stop_slow"]
+    assert slow.dohawatch_fields["feed"] == "Wire"
+    assert "stubborn" in slow.dohawatch_fields["waits_in"]
