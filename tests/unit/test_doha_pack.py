@@ -96,6 +96,9 @@ _TOLD_APART = [
         ),
         # a day named between the verb and the phase
         ("Gaza talks", "Israel and Hamas agreed on Wednesday to the first phase of a deal."),
+        # a leader hailing it
+        ("Netanyahu hails deal to bring hostages home", ""),
+        ("Biden hails Gaza ceasefire deal as hostages prepare to go home", ""),
         # a relative clause after a new deal leaves it a deal
         ("Israel and Hamas reached a deal, which takes effect on Sunday", ""),
         ("Gaza talks", "Qatar announced a truce which begins at 8am on Sunday."),
@@ -180,6 +183,13 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         ("Gaza talks", "The ceasefire, which took hold in October, remains fragile."),
         ("Gaza talks", "Hamas said it remained committed to the agreement reached with Israel."),
         ("Gaza talks", "Israel said it would abide by the ceasefire agreed in January."),
+        ("Gaza talks", "Biden hailed the January ceasefire deal as a major achievement."),
+        # agreement on some points only
+        (
+            "Gaza talks",
+            "Israel and Hamas reached agreement on most points but not on the prisoner list.",
+        ),
+        ("Gaza talks", "The sides have agreed on several issues, but gaps remain on the maps."),
     ],
 )
 def test_a_hoped_proposed_denied_or_conditional_deal_is_no_agreement(
