@@ -369,10 +369,17 @@ async def _feed_loop(ctx: ServiceContext, poller: Poller, feed: FeedConfig, offs
     planned += timedelta(
         seconds=random.uniform(0, min(1.0, ctx.settings.fetch_min_interval_seconds))
     )
+    task = asyncio.current_task()
     while not ctx.stop.is_set() and not state.disabled:
+        if task is not None and task.cancelling():
+            # A cancel that an await swallowed: Python 3.11's asyncio.wait_for returns
+            # its result when it completes as the cancel arrives. The loop was seen
+            # polling on after its partition was revoked (docs/kafka.md).
+            raise asyncio.CancelledError
         delay = max(0.0, (planned - datetime.now(UTC)).total_seconds())
         try:
-            await asyncio.wait_for(ctx.stop.wait(), timeout=delay)
+            async with asyncio.timeout(delay):
+                await ctx.stop.wait()
             return
         except TimeoutError:
             pass
