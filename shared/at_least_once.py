@@ -223,7 +223,10 @@ async def produce_and_wait(
         return len(dead)
 
     try:
-        return await asyncio.wait_for(send_all(), bound_seconds)
+        # asyncio.timeout, not wait_for: in Python 3.11 wait_for swallows a cancel
+        # that arrives as the sends complete, and a revoked loop would go on.
+        async with asyncio.timeout(bound_seconds):
+            return await send_all()
     except KafkaError as exc:
         raise BrokerError(f"produce failed: {exc}") from exc
     except TimeoutError as exc:

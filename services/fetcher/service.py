@@ -245,15 +245,13 @@ async def _log_state(ctx: ServiceContext, poller: Poller, state: FeedState) -> N
     feed's loop."""
     assert poller.changelog is not None
     try:
-        await asyncio.wait_for(
-            ctx.producer.send(
+        async with asyncio.timeout(BROKER_TIMEOUT_SECONDS):  # cancellable, unlike 3.11's wait_for
+            await ctx.producer.send(
                 poller.changelog,
                 encode_state(state),
                 key=state.feed_key.encode(),
                 headers=[(REPLICA_HEADER, poller.replica.encode())],
-            ),
-            BROKER_TIMEOUT_SECONDS,
-        )
+            )
     except (KafkaError, TimeoutError) as exc:
         poller.metrics.changelog_failures.inc()
         log_event(log, "changelog_failed", level=logging.WARNING, status="error", error=repr(exc))
