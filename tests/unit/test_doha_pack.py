@@ -96,6 +96,9 @@ _TOLD_APART = [
         ),
         # a day named between the verb and the phase
         ("Gaza talks", "Israel and Hamas agreed on Wednesday to the first phase of a deal."),
+        # confirmed by a party or a mediator
+        ("Hamas says it has accepted Gaza deal; Israel confirms agreement", ""),
+        ("Gaza talks", "Egypt confirmed the ceasefire would begin at 8 a.m. on Sunday."),
         # a leader hailing it
         ("Netanyahu hails deal to bring hostages home", ""),
         ("Biden hails Gaza ceasefire deal as hostages prepare to go home", ""),
@@ -184,6 +187,7 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         ("Gaza talks", "Hamas said it remained committed to the agreement reached with Israel."),
         ("Gaza talks", "Israel said it would abide by the ceasefire agreed in January."),
         ("Gaza talks", "Biden hailed the January ceasefire deal as a major achievement."),
+        ("Gaza talks", "Qatar confirmed that talks on a deal were continuing."),
         # agreement on some points only
         (
             "Gaza talks",
