@@ -188,6 +188,7 @@ def test_the_ways_wires_report_a_deal_are_each_an_agreement(
         ("Gaza talks", "Israel said it would abide by the ceasefire agreed in January."),
         ("Gaza talks", "Biden hailed the January ceasefire deal as a major achievement."),
         ("Gaza talks", "Qatar confirmed that talks on a deal were continuing."),
+        ("Gaza talks", "Thousands rallied in Tel Aviv demanding the government sign the deal."),
         # agreement on some points only
         (
             "Gaza talks",
