@@ -379,14 +379,13 @@ class Classifier:
                     keys[scan.words(variant)] |= bit[group]
         # Entities are no rule's business: a key names them in a list of its own,
         # which keeps the masks as narrow as the term groups.
-        entities: dict[str, list[int]] = defaultdict(list)
+        entities: dict[str, set[int]] = defaultdict(set)
         for i, entity in enumerate(pack.entities.values()):
             for alias in entity.aliases:
                 for variant in expand(alias):
                     key = scan.words(variant)
-                    keys[key] |= 0
-                    if i not in entities[key]:
-                        entities[key].append(i)
+                    keys.setdefault(key, 0)  # a key of its own, though it names no group
+                    entities[key].add(i)
         # Number words are numbers too: for the figures, and for NUMBER_TERM.
         self._number_word = 1 << len(bit)
         for word in NUMBER_WORDS:

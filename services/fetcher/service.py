@@ -415,19 +415,18 @@ class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
         whole group for minutes (docs/kafka.md). A flush cut short costs the next
         owner a poll with an older state (see :func:`_log_state`)."""
         started = time.monotonic()
-        deadline = started + revoke_wait_seconds(self._ctx.settings)
+        bound = revoke_wait_seconds(self._ctx.settings)
         gone = {tp.partition for tp in revoked}
         await self.stop(
-            [url for url, (p, _, _) in self.loops.items() if p in gone],
-            wait_seconds=deadline - started,
+            [url for url, (p, _, _) in self.loops.items() if p in gone], wait_seconds=bound
         )
         for url in [u for u, (p, _) in self._starting.items() if p in gone]:
             del self._starting[url]
         # The stopped feeds' last states reach the changelog before their next owner reads it.
         flushed = True
         try:
-            left = max(0.0, deadline - time.monotonic())
-            await asyncio.wait_for(self._ctx.producer.flush(), left)
+            async with asyncio.timeout(max(0.0, started + bound - time.monotonic())):
+                await self._ctx.producer.flush()
         except (KafkaError, TimeoutError):
             flushed = False
         self.partitions -= gone
