@@ -13,11 +13,12 @@ How an item is read:
    that holds ``<hyphen>`` is hit by each hyphen joining two words, which
    normalising made a space: as a ``cancel_before`` term it keeps the tail of a
    compound ("Hamas-approved deal") from reading as a verb.
-3. A key's term groups are bits of one integer (the entities it names are a
-   list beside it, so the masks stay as narrow as the groups); the hits are
-   sorted into sentences, each with the union of its keys' bits. A rule is a
-   mask as well: it holds in a sentence whose mask contains it. Rules are tried
-   on the item's mask first, so most fail without a look at any sentence.
+3. A key's term groups are a set of bits held in two machine words (the
+   entities it names are a list beside it, so the sets stay as narrow as the
+   groups); the hits are sorted into sentences, each with the union of its
+   keys' groups. A rule is such a set as well: it holds in a sentence whose set
+   contains it. Rules are tried on the item's set first, so most fail without a
+   look at any sentence.
 4. Positions are read only where a rule's mask holds: the cancel window before
    a word (a ``cancel_before`` term only right before the anchor, a
    ``cancel_after`` term right after a word; a ``cancel_stop`` term between a
@@ -49,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import cast
+from typing import cast, final
 
 import ahocorasick_rs
 from pydantic import TypeAdapter
@@ -83,7 +84,56 @@ FoundEvent = tuple[str, float, tuple[Span, ...]]
 FoundEntity = tuple[str, str, float | None, str | None, tuple[Span, ...]]
 """An entity or figure: kind, canonical name, value, unit, evidence."""
 
-_Sentence = tuple[FieldName, str, list[Hit], int]  # field, its text, hits, mask
+_WORD_BITS = 62
+"""Groups per word of a :class:`_Groups`: compiled code holds an integer below
+2**62 in a machine word, and combines a wider one, a Python object, about five
+times slower."""
+_LOW = (1 << _WORD_BITS) - 1
+
+
+@final
+class _Groups:
+    """A set of the pack's term groups, as the bits of two integers: group ``i``
+    is bit ``i`` of ``low`` for the first 62 groups, bit ``i - 62`` of ``high``
+    after them. Each stays a machine word for a pack of up to 124 groups; a
+    larger pack is slower, not wrong."""
+
+    __slots__ = ("high", "low")
+
+    def __init__(self, low: int = 0, high: int = 0) -> None:
+        self.low = low
+        self.high = high
+
+    @staticmethod
+    def of(bits: int) -> _Groups:
+        """The groups of a mask of any width (bit ``i``: group ``i``)."""
+        return _Groups(bits & _LOW, bits >> _WORD_BITS)
+
+    def empty(self) -> bool:
+        return not (self.low or self.high)
+
+    def within(self, other: _Groups) -> bool:
+        """Whether ``other`` holds every group of this set."""
+        return other.low & self.low == self.low and other.high & self.high == self.high
+
+    def meets(self, other: _Groups) -> bool:
+        """Whether the two sets share a group."""
+        return bool(self.low & other.low or self.high & other.high)
+
+    def beyond(self, other: _Groups) -> bool:
+        """Whether this set holds a group that ``other`` does not."""
+        return bool(self.low & ~other.low or self.high & ~other.high)
+
+    def common(self, other: _Groups) -> _Groups:
+        return _Groups(self.low & other.low, self.high & other.high)
+
+    def union(self, other: _Groups) -> _Groups:
+        return _Groups(self.low | other.low, self.high | other.high)
+
+
+_NONE = _Groups()
+
+_Sentence = tuple[FieldName, str, list[Hit], _Groups]  # field, its text, hits, their groups
 
 
 def _strongest_first(event: tuple[int, float, str, tuple[Span, ...]]) -> tuple[int, float]:
@@ -152,21 +202,21 @@ class Classification:
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
-    """A pack rule as bits: ``need`` holds every group, ``groups`` each in order."""
+    """A pack rule as sets of groups: ``need`` holds every group, ``groups`` each in order."""
 
-    need: int
-    groups: tuple[int, ...]  # the anchor first
+    need: _Groups
+    groups: tuple[_Groups, ...]  # the anchor first
     whole_item: bool
     confidence: float
-    cancel: int = 0
+    cancel: _Groups = _NONE
     window: int = 0
     score: float = 0.0
     near: int = -1  # words allowed between the anchor and each other group's word; -1: any
     ordered: bool = False  # the other groups' words follow the anchor's
-    before: int = 0  # groups that cancel the anchor standing right before it
-    after: int = 0  # groups that cancel a word beginning right after it
-    stop: int = 0  # groups that end a cancel word's reach
-    apart: int = 0  # groups that keep a near rule's words apart when between them
+    before: _Groups = _NONE  # groups that cancel the anchor standing right before it
+    after: _Groups = _NONE  # groups that cancel a word beginning right after it
+    stop: _Groups = _NONE  # groups that end a cancel word's reach
+    apart: _Groups = _NONE  # groups that keep a near rule's words apart when between them
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +224,7 @@ class _Event:
     name: str
     rank: int
     rules: tuple[_Rule, ...]
-    need: int  # the groups every rule shares: an item without them cannot match
+    need: _Groups  # the groups every rule shares: an item without them cannot match
     supersedes: frozenset[str]  # types that this one, claimed by the title, outranks
 
 
@@ -192,9 +242,9 @@ class _Item:
 
     __slots__ = ("entity_hits", "key_mask", "mask", "numbers", "sentences")
 
-    def __init__(self, key_mask: list[int]) -> None:
-        self.key_mask = key_mask
-        self.mask = 0
+    def __init__(self, key_mask: list[_Groups]) -> None:
+        self.key_mask = key_mask  # per key, its groups
+        self.mask = _NONE  # the groups of all its keys
         self.sentences: list[_Sentence] = []  # the title, then the summary's, in order
         self.entity_hits: list[tuple[FieldName, str, Hit]] = []
         # Per field with numbers: where digits begin, and where number words do.
@@ -203,32 +253,32 @@ class _Item:
     def match(self, rule: _Rule) -> list[Span] | None:
         """The spans that satisfy ``rule``, anchor first and one per group, or None."""
         need = rule.need
-        if self.mask & need != need:
+        if not need.within(self.mask):
             return None
-        cancel = rule.cancel & self.mask
-        anchor_bit = rule.groups[0]
+        cancel = rule.cancel.common(self.mask)
+        anchor = rule.groups[0]
         if rule.whole_item:
             for field, text, hits, mask in self.sentences:
-                if mask & anchor_bit:
-                    hit = self._anchor(hits, anchor_bit, cancel & mask, rule)
+                if anchor.meets(mask):
+                    hit = self._anchor(hits, anchor, cancel.common(mask), rule)
                     if hit is not None:
                         chosen = [_span(field, text, hit)]
-                        for bit in rule.groups[1:]:
-                            chosen.append(self._first(self.sentences, bit))
+                        for group in rule.groups[1:]:
+                            chosen.append(self._first(self.sentences, group))
                         return chosen
             return None
-        if len(rule.groups) == 1 and not cancel:
+        if len(rule.groups) == 1 and cancel.empty():
             return [self._first(self.sentences, need)]
         if rule.near >= 0:
             return self._near(rule, cancel)
         for sentence in self.sentences:
             field, text, hits, mask = sentence
-            if mask & need == need:
-                hit = self._anchor(hits, anchor_bit, cancel & mask, rule)
+            if need.within(mask):
+                hit = self._anchor(hits, anchor, cancel.common(mask), rule)
                 if hit is not None:
                     chosen = [_span(field, text, hit)]
-                    for bit in rule.groups[1:]:
-                        other = self._anchor(hits, bit, cancel & mask, rule)
+                    for group in rule.groups[1:]:
+                        other = self._anchor(hits, group, cancel.common(mask), rule)
                         if other is None:
                             break
                         chosen.append(_span(field, text, other))
@@ -236,21 +286,23 @@ class _Item:
                         return chosen
         return None
 
-    def _near(self, rule: _Rule, cancel: int) -> list[Span] | None:
+    def _near(self, rule: _Rule, cancel: _Groups) -> list[Span] | None:
         """The spans of ``rule`` in the first sentence where a word of each other
         group stands within ``rule.near`` words of an uncancelled anchor word
         (after it, if the rule is ordered)."""
         need = rule.need
         for field, text, hits, mask in self.sentences:
-            if mask & need != need:
+            if not need.within(mask):
                 continue
-            c = cancel & mask
-            after = rule.after & mask
-            anchors = self._uncancelled(hits, rule.groups[0], c | rule.before & mask, rule, after)
+            c = cancel.common(mask)
+            after = rule.after.common(mask)
+            anchors = self._uncancelled(
+                hits, rule.groups[0], c.union(rule.before.common(mask)), rule, after
+            )
             if not anchors:
                 continue
-            others = [self._uncancelled(hits, bit, c, rule, after) for bit in rule.groups[1:]]
-            apart = rule.apart & mask
+            others = [self._uncancelled(hits, g, c, rule, after) for g in rule.groups[1:]]
+            apart = rule.apart.common(mask)
             for anchor in anchors:
                 chosen = [anchor]
                 for group in others:
@@ -258,7 +310,7 @@ class _Item:
                         if rule.ordered and other[1] < anchor[1]:
                             continue
                         if _words_between(text, anchor, other) <= rule.near and not (
-                            apart and self._apart(hits, apart, anchor, other)
+                            not apart.empty() and self._apart(hits, apart, anchor, other)
                         ):
                             chosen.append(other)
                             break
@@ -269,67 +321,67 @@ class _Item:
         return None
 
     def _uncancelled(
-        self, hits: list[Hit], bit: int, cancel: int, rule: _Rule, after: int
+        self, hits: list[Hit], group: _Groups, cancel: _Groups, rule: _Rule, after: _Groups
     ) -> list[Hit]:
-        """Every hit of ``bit`` with no cancel hit ending ``rule.window`` characters
+        """Every hit of ``group`` with no cancel hit ending ``rule.window`` characters
         before it (a ``before`` hit only right before it), nor an ``after`` hit
         beginning right after it."""
         key_mask = self.key_mask
-        if not cancel and not after:  # most sentences: nothing in them cancels
-            return [hit for hit in hits if key_mask[hit[0]] & bit]
+        if cancel.empty() and after.empty():  # most sentences: nothing in them cancels
+            return [hit for hit in hits if group.meets(key_mask[hit[0]])]
         window = rule.window
         before = rule.before
-        stops = cancel | after
+        stops = cancel.union(after)
         found = []
         for hit in hits:
-            if key_mask[hit[0]] & bit:
+            if group.meets(key_mask[hit[0]]):
                 start, end = hit[1], hit[2] - 2
                 for k, s, e in hits:
-                    bits = key_mask[k]
-                    if not bits & stops:
+                    groups = key_mask[k]
+                    if not stops.meets(groups):
                         continue
                     gap = start - (e - 2)
                     if (
-                        bits & cancel
-                        and 0 <= gap <= (window if bits & ~before else 1)
+                        cancel.meets(groups)
+                        and 0 <= gap <= (window if groups.beyond(before) else 1)
                         and not self._stopped(hits, rule.stop, e - 2, start)
                     ):
                         break
-                    if bits & after and 0 <= s - end <= 1:
+                    if after.meets(groups) and 0 <= s - end <= 1:
                         break
                 else:
                     found.append(hit)
         return found
 
-    def _stopped(self, hits: list[Hit], stop: int, after: int, before: int) -> bool:
+    def _stopped(self, hits: list[Hit], stop: _Groups, after: int, before: int) -> bool:
         """Whether a hit of ``stop`` lies between ``after`` and ``before``: a clause
         boundary between a cancel word and the word it would cancel."""
-        if stop:
+        if not stop.empty():
             key_mask = self.key_mask
             for k, s, e in hits:
-                if key_mask[k] & stop and after <= s and e - 2 <= before:
+                if stop.meets(key_mask[k]) and after <= s and e - 2 <= before:
                     return True
         return False
 
-    def _apart(self, hits: list[Hit], apart: int, a: Hit, b: Hit) -> bool:
+    def _apart(self, hits: list[Hit], apart: _Groups, a: Hit, b: Hit) -> bool:
         """Whether a hit of ``apart`` lies between the words ``a`` and ``b``."""
         if a[1] > b[1]:
             a, b = b, a
         return self._stopped(hits, apart, a[2] - 2, b[1])
 
-    def _anchor(self, hits: list[Hit], bit: int, cancel: int, rule: _Rule) -> Hit | None:
-        """The first hit of ``bit`` with no cancel hit ending ``rule.window`` characters
+    def _anchor(self, hits: list[Hit], group: _Groups, cancel: _Groups, rule: _Rule) -> Hit | None:
+        """The first hit of ``group`` with no cancel hit ending ``rule.window`` characters
         before it (with no stop hit between them)."""
         key_mask = self.key_mask
         window = rule.window
         for hit in hits:
-            if key_mask[hit[0]] & bit:
-                if not cancel:
+            if group.meets(key_mask[hit[0]]):
+                if cancel.empty():
                     return hit
                 start = hit[1]
                 for k, _, end in hits:
                     if (
-                        key_mask[k] & cancel
+                        cancel.meets(key_mask[k])
                         and 0 <= start - (end - 2) <= window
                         and not self._stopped(hits, rule.stop, end - 2, start)
                     ):
@@ -338,13 +390,13 @@ class _Item:
                     return hit
         return None
 
-    def _first(self, sentences: list[_Sentence], bit: int) -> Span:
-        """The first hit of ``bit`` in ``sentences``, which must hold one."""
+    def _first(self, sentences: list[_Sentence], group: _Groups) -> Span:
+        """The first hit of ``group`` in ``sentences``, which must hold one."""
         key_mask = self.key_mask
         for field, text, hits, mask in sentences:
-            if mask & bit:
+            if group.meets(mask):
                 for hit in hits:
-                    if key_mask[hit[0]] & bit:
+                    if group.meets(key_mask[hit[0]]):
                         return _span(field, text, hit)
         raise AssertionError("no hit of a group the mask holds")
 
@@ -387,21 +439,22 @@ class Classifier:
                     keys.setdefault(key, 0)  # a key of its own, though it names no group
                     entities[key].add(i)
         # Number words are numbers too: for the figures, and for NUMBER_TERM.
-        self._number_word = 1 << len(bit)
+        number_word = 1 << len(bit)
+        self._number_word = _Groups.of(number_word)
         for word in NUMBER_WORDS:
-            keys[scan.words(word)] |= self._number_word | number_bits
+            keys[scan.words(word)] |= number_word | number_bits
         self._keys = list(keys)
-        self._key_mask = list(keys.values())
+        self._key_mask = [_Groups.of(bits) for bits in keys.values()]
         # Numbers are found by the scanner, not the automaton: one key past the
         # automaton's stands for all of them.
         self._number_key = -1
         if number_bits:
             self._number_key = len(self._key_mask)
-            self._key_mask.append(number_bits)
+            self._key_mask.append(_Groups.of(number_bits))
         self._hyphen_key = -1  # likewise the joining hyphens, found by a regex
         if hyphen_bits:
             self._hyphen_key = len(self._key_mask)
-            self._key_mask.append(hyphen_bits)
+            self._key_mask.append(_Groups.of(hyphen_bits))
         self._entities_of: list[tuple[int, ...]] = [
             tuple(sorted(entities.get(key, ()))) for key in self._keys
         ]
@@ -419,11 +472,11 @@ class Classifier:
             ahocorasick_rs.AhoCorasick(self._keys).find_matches_as_indexes,
         )
 
-        def bits(names: tuple[str, ...]) -> int:
+        def bits(names: tuple[str, ...]) -> _Groups:
             mask = 0
             for name in names:
                 mask |= bit[name]
-            return mask
+            return _Groups.of(mask)
 
         def compiled(
             rule: Rule,
@@ -434,19 +487,12 @@ class Classifier:
             stop: tuple[str, ...] = (),
             apart: tuple[str, ...] = (),
         ) -> _Rule:
-            groups = tuple(bit[g] for g in rule.all)
-            need = 0
-            for b in groups:
-                need |= b
-            cancel_bits = 0
-            for g in cancel:
-                cancel_bits |= bit[g]
             return _Rule(
-                need=need,
-                groups=groups,
+                need=bits(rule.all),
+                groups=tuple(_Groups.of(bit[g]) for g in rule.all),
                 whole_item=rule.scope == "item",
                 confidence=rule.confidence,
-                cancel=cancel_bits,
+                cancel=bits(cancel),
                 window=window,
                 score=getattr(rule, "score", 0.0),
                 near=-1 if rule.near is None else rule.near,
@@ -474,7 +520,7 @@ class Classifier:
             )
             shared = rules[0].need
             for r in rules[1:]:
-                shared &= r.need
+                shared = shared.common(r.need)
             self._events.append(
                 _Event(name, spec.severity.rank, rules, shared, frozenset(spec.supersedes))
             )
@@ -510,8 +556,8 @@ class Classifier:
             words: list[int] = []
             if hits:
                 field_mask = self._sort_hits(item, field, text, hits, ends)
-                if field_mask & number_word:  # "six", as well as "6"
-                    words = [h[1] for h in hits if key_mask[h[0]] & number_word]
+                if number_word.meets(field_mask):  # "six", as well as "6"
+                    words = [h[1] for h in hits if number_word.meets(key_mask[h[0]])]
                     words.sort()
             if numbers or words:
                 item.numbers.append((field, text, numbers, words))
@@ -519,25 +565,29 @@ class Classifier:
 
     def _sort_hits(
         self, item: _Item, field: FieldName, text: str, hits: list[Hit], ends: list[int]
-    ) -> int:
+    ) -> _Groups:
         """Sort one field's hits into its sentences and note its entity mentions;
-        return the union of the field's bits."""
+        return the groups of the field's keys."""
         key_mask = self._key_mask
         entities_of = self._entities_of
         entity_hits = item.entity_hits
         if field == "title":  # one sentence
-            mask = 0
+            low = high = 0
             for hit in hits:
-                mask |= key_mask[hit[0]]
+                groups = key_mask[hit[0]]
+                low |= groups.low
+                high |= groups.high
                 if entities_of[hit[0]]:
                     entity_hits.append((field, text, hit))
+            mask = _Groups(low, high)
             item.sentences.append((field, text, hits, mask))
-            item.mask |= mask
+            item.mask = item.mask.union(mask)
             return mask
         starts = [0, *ends]
         last = len(starts) - 1
         buckets: list[list[Hit]] = [[] for _ in starts]
-        masks = [0] * len(starts)
+        lows = [0] * len(starts)
+        highs = [0] * len(starts)
         i, low, high = 0, 0, starts[1] if last else len(text) + 1
         bucket = buckets[0]
         for hit in hits:
@@ -547,15 +597,19 @@ class Classifier:
                 low, high = starts[i], starts[i + 1] if i < last else len(text) + 1
                 bucket = buckets[i]
             bucket.append(hit)
-            masks[i] |= key_mask[hit[0]]
+            groups = key_mask[hit[0]]
+            lows[i] |= groups.low
+            highs[i] |= groups.high
             if entities_of[hit[0]]:
                 entity_hits.append((field, text, hit))
-        field_mask = 0
-        for bucket, mask in zip(buckets, masks, strict=True):
+        low = high = 0
+        for i, bucket in enumerate(buckets):
             if bucket:
-                item.sentences.append((field, text, bucket, mask))
-                field_mask |= mask
-        item.mask |= field_mask
+                item.sentences.append((field, text, bucket, _Groups(lows[i], highs[i])))
+                low |= lows[i]
+                high |= highs[i]
+        field_mask = _Groups(low, high)
+        item.mask = item.mask.union(field_mask)
         return field_mask
 
     def classify(self, title: str, summary: str) -> Classification:
@@ -575,7 +629,7 @@ class Classifier:
         positive: float | None = None
         for rule in self._relevance:
             if rule.score < 0:
-                if item.mask & rule.need == rule.need and item.match(rule) is not None:
+                if rule.need.within(item.mask) and item.match(rule) is not None:
                     score += rule.score
             elif positive is None or rule.score > positive:
                 chosen = item.match(rule)
@@ -633,11 +687,11 @@ class Classifier:
         in_title: set[str] = set()
         mask = item.mask
         for event in self._events:
-            if mask & event.need != event.need:
+            if not event.need.within(mask):
                 continue
             best: tuple[float, list[Span]] | None = None
             for rule in event.rules:
-                if mask & rule.need != rule.need:
+                if not rule.need.within(mask):
                     continue
                 if best is not None and rule.confidence + 0.1 <= best[0]:
                     continue  # even in the title it would not beat the rule found

@@ -309,3 +309,38 @@ def test_every_tens_word_is_a_number(tmp_path: Path, word: str) -> None:
     assert result.event_types == ("counted",)
     figures = [(e.name, e.value) for e in result.entities if e.kind == "figure"]
     assert figures == [("ships", float(NUMBER_WORDS[word]))]
+
+
+def _wide_pack(tmp_path: Path) -> Classifier:
+    """130 term groups: ``g<i>`` holds the word ``w<i>`` and is the pack's group ``i``
+    (``any`` is group 0), so the rules below sit at the edges of the engine's words."""
+    terms = ", ".join(f"g{i}: [w{i}]" for i in range(1, 130))
+    return _pack(
+        tmp_path,
+        terms,
+        "low: {description: d, severity: low, rules: [{all: [g1, g61]}]}, "
+        "across: {description: d, severity: low, rules: [{all: [g61, g62], near: 1}], "
+        "cancel: [g63]}, "
+        "beyond: {description: d, severity: low, rules: [{all: [g124, g129]}], cancel: [g128]}",
+    )
+
+
+@pytest.mark.parametrize(
+    ("title", "summary", "found"),
+    [
+        ("The news", "Then w1 and w61.", {"low"}),
+        ("w61 in the title", "And w1 in the summary.", set()),  # a sentence rule
+        ("The news", "Then w61 w62.", {"across"}),
+        ("The news", "Then w63 w61 w62.", set()),
+        ("The news", "Then w124 and w129.", {"beyond"}),
+        ("The news", "Then w128 w124 and w129.", set()),
+        ("The news", "Then w62 and w124. Then w1 and w129. Then w60 w63.", set()),
+        ("The news", "w1 w61 w62. And w124 w129.", {"low", "across", "beyond"}),
+    ],
+)
+def test_a_pack_of_more_groups_than_a_machine_word_holds(
+    tmp_path: Path, title: str, summary: str, found: set[str]
+) -> None:
+    """Rules whose groups straddle the engine's two words, or lie past both, match
+    and cancel like any other, and a group never stands in for another."""
+    assert _types(_wide_pack(tmp_path), summary, title) == found
