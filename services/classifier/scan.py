@@ -134,7 +134,10 @@ def number_hits(text: str, starts: list[int], key: int) -> list[Hit]:
     return hits
 
 
-_JOINING_HYPHEN: Final = re.compile(r"(?<=[^\W\d_])[-\u2010\u2011](?=[^\W\d_])")
+# A hyphen between two letters. The hyphen comes first and the letter before it
+# is looked back at from there: a pattern that begins with its look-behind is
+# tried at every character, one that begins with a character class is not.
+_JOINING_HYPHEN: Final = re.compile(r"[-\u2010\u2011](?<=[^\W\d_].)(?=[^\W\d_])")
 
 
 def hyphen_hits(text: str, key: int) -> list[Hit]:

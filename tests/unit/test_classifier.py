@@ -628,3 +628,19 @@ def test_ascii_scanners_read_sentences_and_numbers_as_the_regexes_do(text: str) 
     assert scan.ascii_sentence_starts(classes) == [
         m.end() for m in scan.SENTENCE_END.finditer(text)
     ]
+
+
+@given(st.text(alphabet="aZé- \u2010\u20110_٣².", max_size=40))
+def test_a_joining_hyphen_stands_between_two_letters(text: str) -> None:
+    """A hyphen hit is a hyphen (or U+2010, U+2011) with a letter (not a digit, not "_")
+    on each side, ending where the second word begins."""
+
+    def letter(i: int) -> bool:
+        return 0 <= i < len(text) and text[i].isalnum() and not text[i].isdecimal()
+
+    expected = [
+        (7, i, i + 3)
+        for i, c in enumerate(text)
+        if c in "-\u2010\u2011" and letter(i - 1) and letter(i + 1)
+    ]
+    assert scan.hyphen_hits(text, 7) == expected
