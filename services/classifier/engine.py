@@ -539,20 +539,23 @@ class Classifier:
         for field, text in (("title", title), ("summary", summary)):
             if text.isascii():
                 raw = text.encode("ascii")
-                hits = self._find_ascii(b" " + raw.translate(scan.ASCII_WORDS) + b" ", True)
+                padded = b" " + raw.translate(scan.ASCII_WORDS) + b" "
+                hits = self._find_ascii(padded, True)
                 classes = raw.translate(scan.ASCII_CLASSES)
                 numbers = scan.ascii_numbers(classes)
                 if field == "summary":
                     ends = scan.ascii_sentence_starts(classes)
+                if hyphen_key >= 0:
+                    hits.extend(scan.ascii_hyphen_hits(raw, padded, hyphen_key))
             else:
                 hits = self._find_text(scan.words(text), True)
                 numbers = [m.start() for m in scan.NUMBER.finditer(text)]
                 if field == "summary":
                     ends = [m.end() for m in scan.SENTENCE_END.finditer(text)]
+                if hyphen_key >= 0:
+                    hits.extend(scan.hyphen_hits(text, hyphen_key))
             if numbers and number_key >= 0:
                 hits.extend(scan.number_hits(text, numbers, number_key))
-            if hyphen_key >= 0 and ("-" in text or not text.isascii()):
-                hits.extend(scan.hyphen_hits(text, hyphen_key))
             words: list[int] = []
             if hits:
                 field_mask = self._sort_hits(item, field, text, hits, ends)
@@ -586,28 +589,27 @@ class Classifier:
         starts = [0, *ends]
         last = len(starts) - 1
         buckets: list[list[Hit]] = [[] for _ in starts]
-        lows = [0] * len(starts)
-        highs = [0] * len(starts)
-        i, low, high = 0, 0, starts[1] if last else len(text) + 1
-        bucket = buckets[0]
+        found = [_Groups() for _ in starts]  # each sentence's groups, filled in here
+        i, begin, end = 0, 0, starts[1] if last else len(text) + 1
+        bucket, sentence = buckets[0], found[0]
         for hit in hits:
             start = hit[1]
-            if not low <= start < high:  # the next sentence, seldom an earlier one
+            if not begin <= start < end:  # the next sentence, seldom an earlier one
                 i = bisect_right(starts, start) - 1
-                low, high = starts[i], starts[i + 1] if i < last else len(text) + 1
-                bucket = buckets[i]
+                begin, end = starts[i], starts[i + 1] if i < last else len(text) + 1
+                bucket, sentence = buckets[i], found[i]
             bucket.append(hit)
             groups = key_mask[hit[0]]
-            lows[i] |= groups.low
-            highs[i] |= groups.high
+            sentence.low |= groups.low
+            sentence.high |= groups.high
             if entities_of[hit[0]]:
                 entity_hits.append((field, text, hit))
         low = high = 0
-        for i, bucket in enumerate(buckets):
+        for bucket, groups in zip(buckets, found, strict=True):
             if bucket:
-                item.sentences.append((field, text, bucket, _Groups(lows[i], highs[i])))
-                low |= lows[i]
-                high |= highs[i]
+                item.sentences.append((field, text, bucket, groups))
+                low |= groups.low
+                high |= groups.high
         field_mask = _Groups(low, high)
         item.mask = item.mask.union(field_mask)
         return field_mask

@@ -19,6 +19,7 @@ __all__ = [
     "FieldName",
     "Hit",
     "Span",
+    "ascii_hyphen_hits",
     "ascii_numbers",
     "ascii_sentence_starts",
     "hyphen_hits",
@@ -75,6 +76,8 @@ _CAPITAL: Final = 65  # "A"
 _QUOTE: Final = 113  # "q"
 _OPEN: Final = 40  # "("
 _CLOSE: Final = 41  # ")"
+_A: Final = 97  # "a"
+_Z: Final = 122  # "z"
 
 
 def ascii_numbers(classes: bytes) -> list[int]:
@@ -144,6 +147,19 @@ def hyphen_hits(text: str, key: int) -> list[Hit]:
     """A hit of ``key`` on each hyphen that joins two words ("Hamas-approved"),
     ending where the second word begins, so that it stands right before it."""
     return [(key, m.start(), m.end() + 2) for m in _JOINING_HYPHEN.finditer(text)]
+
+
+def ascii_hyphen_hits(raw: bytes, padded: bytes, key: int) -> list[Hit]:
+    """:func:`hyphen_hits` for ASCII text, given as bytes and as its padded words
+    (``ASCII_WORDS``), where a letter is a byte from "a" to "z"."""
+    hits: list[Hit] = []
+    i = raw.find(b"-")
+    while i >= 0:
+        # padded[i] is the character before the hyphen, padded[i + 2] the one after.
+        if _A <= padded[i] <= _Z and _A <= padded[i + 2] <= _Z:
+            hits.append((key, i, i + 3))
+        i = raw.find(b"-", i + 1)
+    return hits
 
 
 def _lower_same_length(text: str) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dohawatch.classifier import engine, scan
@@ -620,10 +620,14 @@ def test_the_compiled_engine_is_built_from_the_sources_on_disk_and_agrees_with_t
     assert compiled["found"] == json.loads(json.dumps(ours))
 
 
-@given(st.text(alphabet=" \t\n.!?,'\"()aZ09-", max_size=60))
-def test_ascii_scanners_read_sentences_and_numbers_as_the_regexes_do(text: str) -> None:
+@given(st.text(alphabet=" \t\n.!?,'\"()aZ09-_", max_size=60))
+@example("a-b, a-0, 0-b, a_-b, -a-")
+def test_ascii_scanners_read_sentences_numbers_and_hyphens_as_the_regexes_do(text: str) -> None:
     """The byte scanners of the ASCII path agree with the regexes of the general one."""
-    classes = text.encode("ascii").translate(scan.ASCII_CLASSES)
+    raw = text.encode("ascii")
+    padded = b" " + raw.translate(scan.ASCII_WORDS) + b" "
+    assert scan.ascii_hyphen_hits(raw, padded, 7) == scan.hyphen_hits(text, 7)
+    classes = raw.translate(scan.ASCII_CLASSES)
     assert scan.ascii_numbers(classes) == [m.start() for m in scan.NUMBER.finditer(text)]
     assert scan.ascii_sentence_starts(classes) == [
         m.end() for m in scan.SENTENCE_END.finditer(text)
