@@ -124,6 +124,16 @@ class _Groups:
         """Whether this set holds a group that ``other`` does not."""
         return bool(self.low & ~other.low or self.high & ~other.high)
 
+    def hits(self, hits: list[Hit], key_mask: list[_Groups]) -> list[Hit]:
+        """The hits whose key holds one of these groups (``key_mask``: per key, its groups)."""
+        low, high = self.low, self.high
+        found = []
+        for hit in hits:
+            groups = key_mask[hit[0]]
+            if groups.low & low or groups.high & high:
+                found.append(hit)
+        return found
+
     def common(self, other: _Groups) -> _Groups:
         return _Groups(self.low & other.low, self.high & other.high)
 
@@ -328,18 +338,17 @@ class _Item:
         beginning right after it."""
         key_mask = self.key_mask
         if cancel.empty() and after.empty():  # most sentences: nothing in them cancels
-            return [hit for hit in hits if group.meets(key_mask[hit[0]])]
+            return group.hits(hits, key_mask)
         window = rule.window
         before = rule.before
         stops = cancel.union(after)
+        cancelling = stops.hits(hits, key_mask)
         found = []
         for hit in hits:
             if group.meets(key_mask[hit[0]]):
                 start, end = hit[1], hit[2] - 2
-                for k, s, e in hits:
+                for k, s, e in cancelling:
                     groups = key_mask[k]
-                    if not stops.meets(groups):
-                        continue
                     gap = start - (e - 2)
                     if (
                         cancel.meets(groups)
