@@ -44,7 +44,6 @@ development install runs. Nothing here does I/O or reads the clock.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -603,8 +602,11 @@ class Classifier:
         bucket, sentence = buckets[0], found[0]
         for hit in hits:
             start = hit[1]
-            if not begin <= start < end:  # the next sentence, seldom an earlier one
-                i = bisect_right(starts, start) - 1
+            if not begin <= start < end:  # most often the next sentence
+                while i < last and start >= starts[i + 1]:
+                    i += 1
+                while start < starts[i]:  # numbers and hyphens come after the words
+                    i -= 1
                 begin, end = starts[i], starts[i + 1] if i < last else len(text) + 1
                 bucket, sentence = buckets[i], found[i]
             bucket.append(hit)
@@ -614,7 +616,8 @@ class Classifier:
             if entities_of[hit[0]]:
                 entity_hits.append((field, text, hit))
         low = high = 0
-        for bucket, groups in zip(buckets, found, strict=True):
+        for i in range(len(buckets)):
+            bucket, groups = buckets[i], found[i]
             if bucket:
                 item.sentences.append((field, text, bucket, groups))
                 low |= groups.low
