@@ -85,8 +85,8 @@ FoundEntity = tuple[str, str, float | None, str | None, tuple[Span, ...]]
 
 _WORD_BITS = 62
 """Groups per word of a :class:`_Groups`: compiled code holds an integer below
-2**62 in a machine word, and combines a wider one, a Python object, about five
-times slower."""
+2**62 in a machine word, and combines a wider one, a Python object, four to
+five times slower."""
 _LOW = (1 << _WORD_BITS) - 1
 
 
@@ -95,7 +95,8 @@ class _Groups:
     """A set of the pack's term groups, as the bits of two integers: group ``i``
     is bit ``i`` of ``low`` for the first 62 groups, bit ``i - 62`` of ``high``
     after them. Each stays a machine word for a pack of up to 124 groups; a
-    larger pack is slower, not wrong."""
+    larger pack is slower, not wrong. A set is not changed once made, except a
+    sentence's, which :meth:`Classifier._sort_hits` fills in as it reads."""
 
     __slots__ = ("high", "low")
 
