@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dohawatch.classifier.engine import Classifier
+from dohawatch.classifier.engine import Classifier, _Groups
 from dohawatch.classifier.figures import NUMBER_WORDS
 from dohawatch.classifier.forms import family
 from dohawatch.classifier.pack import expand, load_pack
@@ -344,3 +346,21 @@ def test_a_pack_of_more_groups_than_a_machine_word_holds(
     """Rules whose groups straddle the engine's two words, or lie past both, match
     and cancel like any other, and a group never stands in for another."""
     assert _types(_wide_pack(tmp_path), summary, title) == found
+
+
+def _bits(groups: _Groups) -> int:
+    return groups.low | groups.high << 62
+
+
+@given(st.integers(0, 2**200 - 1), st.integers(0, 2**200 - 1))
+def test_sets_of_groups_behave_as_the_masks_they_split(a: int, b: int) -> None:
+    """Split into two words, two masks of any width compare and combine as the
+    integers do, across the words' boundary and past 124 groups."""
+    x, y = _Groups.of(a), _Groups.of(b)
+    assert _bits(x) == a
+    assert x.within(y) is (a & b == a)
+    assert x.meets(y) is bool(a & b)
+    assert x.beyond(y) is bool(a & ~b)
+    assert x.empty() is (a == 0)
+    assert _bits(x.common(y)) == a & b
+    assert _bits(x.union(y)) == a | b
