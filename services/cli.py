@@ -302,7 +302,7 @@ def _eval(args: argparse.Namespace) -> int:
     for name, report in parts.items():
         stories = len({i.story for i, *_ in report.wrong})
         print(f"== {name}: {report.items} items ({stories} stories with an error)")
-        print("\n".join(report.table()), end="\n\n")
+        print(*report.table(), report.interval_line(), sep="\n", end="\n\n")
     # Each wrong item once: by part when the corpus is split, else the whole.
     listed = [name for name in parts if name != "all"] or ["all"]
     if args.wrong != "all":

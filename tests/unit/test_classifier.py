@@ -15,8 +15,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dohawatch.classifier import engine, scan
-from dohawatch.classifier.engine import Classifier
-from dohawatch.classifier.evaluate import Labelled, Report, evaluate_parts, read_holdout
+from dohawatch.classifier.engine import Classification, Classifier
+from dohawatch.classifier.evaluate import Labelled, Report, evaluate_parts, read_holdout, score
 from dohawatch.classifier.pack import expand, load_pack
 from dohawatch.classifier.service import classified_json, classify_item
 from dohawatch.shared.codec import encode, encode_classified
@@ -70,6 +70,44 @@ def test_held_out_stories_are_never_split() -> None:
     tuned_stories = {i.story for i in items if i.story not in held_out}
     assert parts["tuned"].items + parts["held-out"].items == parts["all"].items == len(items)
     assert not tuned_stories & held_out
+
+
+def _scored(outcomes: list[tuple[str, bool]]) -> Report:
+    """A report of one item per ``(story, right)``: each labelled a deal, and
+    tagged one when right, a stall when not."""
+    results = []
+    for n, (story, right) in enumerate(outcomes):
+        item = Labelled(f"i{n}", "t", "s", True, frozenset({"deal"}), story)
+        found = ("deal",) if right else ("stall",)
+        results.append((item, Classification(True, 0.9, found, (), ())))
+    return score(results, ["deal", "stall"])
+
+
+def test_a_perfect_part_has_an_interval_of_one_point() -> None:
+    """Every redraw of stories that are all right scores 1.0."""
+    assert _scored([(f"s{n}", True) for n in range(8)]).interval() == (1.0, 1.0)
+
+
+def test_errors_in_one_story_of_ten_leave_the_interval_reaching_one() -> None:
+    """Items of one story are drawn together: with every error in one story of
+    ten, a third of the redraws miss it and score 1.0, so the interval spans
+    from below the point estimate up to 1.0, the same from the same seed."""
+    outcomes = [(f"s{n}", True) for n in range(9) for _ in range(3)]
+    outcomes += [("bad", False)] * 3
+    report = _scored(outcomes)
+    low, high = report.interval()
+    assert len(report.stories) == 10
+    assert low < report.micro.f1 < high == 1.0
+    assert report.interval() == (low, high)
+
+
+def test_the_interval_of_items_without_a_story_draws_each_alone() -> None:
+    """An item with no story is a story of its own, and relevance has its own interval."""
+    report = _scored([("", True), ("", False), ("", True), ("", True)])
+    assert len(report.stories) == 4
+    assert report.interval(events=False) == (1.0, 1.0)  # every item was found relevant
+    low, high = report.interval()
+    assert low < high
 
 
 @pytest.mark.parametrize(

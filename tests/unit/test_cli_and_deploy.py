@@ -144,3 +144,55 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
         _parser().parse_args(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"dohawatch {version('dohawatch')}"
+
+
+def test_eval_prints_each_parts_scores_with_its_story_interval(tmp_path: Path) -> None:
+    """`dohawatch eval` prints each part's table and its bootstrap interval over
+    that part's stories, and with `--wrong none` no item."""
+    rows = [
+        {
+            "id": "a1",
+            "story": "a",
+            "relevant": True,
+            "events": ["delegation_withdrawn"],
+            "title": "Israel recalls negotiating team from Doha",
+            "summary": "",
+        },
+        {
+            "id": "a2",
+            "story": "a",
+            "relevant": True,
+            "events": ["delegation_withdrawn"],
+            "title": "Netanyahu recalls Mossad team from Qatar talks",
+            "summary": "",
+        },
+        {
+            "id": "b1",
+            "story": "b",
+            "relevant": False,
+            "events": [],
+            "title": "Qatar Airways orders Boeing jets",
+            "summary": "In Doha.",
+        },
+    ]
+    corpus = tmp_path / "labels.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "held").write_text("b  # the airline story\n")
+    args = ["eval", str(corpus), "--holdout", str(tmp_path / "held"), "--wrong", "none"]
+    done = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+        [sys.executable, "-m", "dohawatch", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    out = done.stdout
+    for part, items, stories in (
+        ("all", 3, "2 stories"),
+        ("tuned", 2, "1 story"),
+        ("held-out", 1, "1 story"),
+    ):
+        assert f"== {part}: {items} items" in out
+        assert f"90% intervals over 2,000 redraws of its {stories}: " in out
+    assert "== wrong" not in out
+    assert "Boeing" not in out
