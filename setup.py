@@ -2,7 +2,7 @@
 
 Everything else about the package is in pyproject.toml. The engine
 (services/classifier/engine.py, with scan.py and figures.py) is ordinary typed
-Python; compiled, it classifies about one and a half times as fast.
+Python; compiled, it classifies about three times as fast.
 
 It is compiled only when ``DOHAWATCH_COMPILE=1`` is set (the Dockerfile, and
 ``make compiled`` for the tests and the benchmark): a development install runs
