@@ -344,22 +344,21 @@ class _Item:
         stops = cancel.union(after)
         cancelling = stops.hits(hits, key_mask)
         found = []
-        for hit in hits:
-            if group.meets(key_mask[hit[0]]):
-                start, end = hit[1], hit[2] - 2
-                for k, s, e in cancelling:
-                    groups = key_mask[k]
-                    gap = start - (e - 2)
-                    if (
-                        cancel.meets(groups)
-                        and 0 <= gap <= (window if groups.beyond(before) else 1)
-                        and not self._stopped(hits, rule.stop, e - 2, start)
-                    ):
-                        break
-                    if after.meets(groups) and 0 <= s - end <= 1:
-                        break
-                else:
-                    found.append(hit)
+        for hit in group.hits(hits, key_mask):
+            start, end = hit[1], hit[2] - 2
+            for k, s, e in cancelling:
+                groups = key_mask[k]
+                gap = start - (e - 2)
+                if (
+                    cancel.meets(groups)
+                    and 0 <= gap <= (window if groups.beyond(before) else 1)
+                    and not self._stopped(hits, rule.stop, e - 2, start)
+                ):
+                    break
+                if after.meets(groups) and 0 <= s - end <= 1:
+                    break
+            else:
+                found.append(hit)
         return found
 
     def _stopped(self, hits: list[Hit], stop: _Groups, after: int, before: int) -> bool:
