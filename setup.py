@@ -1,8 +1,9 @@
 """Compiles the classifier's engine with mypyc for wheels and images.
 
 Everything else about the package is in pyproject.toml. The engine
-(services/classifier/engine.py, with scan.py and figures.py) is ordinary typed
-Python; compiled, it classifies about three times as fast.
+(services/classifier/engine.py, with scan.py and figures.py, and stems.py, the
+learned stage's reading of an item) is ordinary typed Python; compiled, its
+rules classify about three times as fast.
 
 It is compiled only when ``DOHAWATCH_COMPILE=1`` is set (the Dockerfile, and
 ``make compiled`` for the tests and the benchmark): a development install runs
@@ -23,7 +24,12 @@ from setuptools import Extension, setup
 
 # Relative to services/, the `dohawatch` package; compiled together, so calls
 # between them are native.
-COMPILED = ["classifier/engine.py", "classifier/scan.py", "classifier/figures.py"]
+COMPILED = [
+    "classifier/engine.py",
+    "classifier/scan.py",
+    "classifier/figures.py",
+    "classifier/stems.py",
+]
 STAGE = Path("build/mypyc-src")
 # mypyc needs the types, not strictness; pydantic's are Any here and that is fine.
 MYPY_CONFIG = """\

@@ -59,9 +59,10 @@ from dohawatch.shared.events import Entity, EvidenceSpan, NewsItem, TaggedEvent
 
 from . import scan
 from .figures import NUMBER_WORDS, Figures
-from .learned import RELEVANT, LearnedModel, Prediction
+from .learned import RELEVANT
 from .pack import HYPHEN_TERM, NUMBER_TERM, Rule, TopicPack, expand
 from .scan import FieldName, Hit, Span
+from .stems import Prediction, Scorer
 
 __all__ = [
     "ENGINE_VERSION",
@@ -417,9 +418,10 @@ class Classifier:
         self._threshold = pack.relevance.threshold
         self._event_bonus = pack.relevance.event_bonus
         self.version = f"{pack.name}@{pack.version}/engine-{ENGINE_VERSION}"
-        self._learned: LearnedModel | None = pack.learned
+        self._learned: Scorer | None = None
         self._learned_threshold = 0.5
         if pack.learned is not None:
+            self._learned = pack.learned.scorer
             self.version += f"/model-{pack.learned.version}"
             self._learned_threshold = pack.learned.threshold
         bit = {group: 1 << i for i, group in enumerate(pack.terms)}

@@ -27,8 +27,9 @@ from dohawatch.shared.errors import ConfigError
 
 from .engine import Classification, Classifier
 from .evaluate import Labelled, Report, score
-from .learned import RELEVANT, LearnedModel, features
+from .learned import RELEVANT, LearnedModel
 from .pack import TopicPack
+from .stems import features
 
 __all__ = ["CrossValidation", "cross_validate", "train"]
 

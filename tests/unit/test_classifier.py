@@ -610,7 +610,7 @@ def test_the_classifier_writes_the_contract_json_byte_for_byte(doha: Classifier)
 
 
 COMPILED_TREE = ROOT / ".cache" / "compiled"
-ENGINE_SOURCES = ("engine.py", "scan.py", "figures.py")  # setup.py's COMPILED, in order
+ENGINE_SOURCES = ("engine.py", "scan.py", "figures.py", "stems.py")  # setup.py's COMPILED, in order
 # Run against the compiled tree: the engine's findings on every corpus item.
 COMPILED_RUN = """
 import json, sys

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -17,16 +18,16 @@ from hypothesis import strategies as st
 
 from dohawatch.classifier.engine import Classifier
 from dohawatch.classifier.evaluate import Labelled, evaluate, read_holdout
-from dohawatch.classifier.learned import (
+from dohawatch.classifier.learned import RELEVANT, LearnedModel
+from dohawatch.classifier.pack import load_pack, with_model
+from dohawatch.classifier.stems import (
     _STEMS,
-    RELEVANT,
-    LearnedModel,
     _stem,
     features,
+    sentence_features,
     sentences,
     words,
 )
-from dohawatch.classifier.pack import load_pack, with_model
 from dohawatch.shared.errors import PackError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,6 +180,99 @@ def test_a_labels_probability_is_the_logistic_of_its_features_weights(
     for label, bias in model.bias.items():
         score = bias + sum(w for f, w in model.weights.get(label, {}).items() if f in found)
         assert probability[label] == pytest.approx(1 / (1 + math.exp(-score)), abs=1e-12)
+
+
+# Words the bundled model weighs, alone, in its pairs and in other forms; with
+# any other text between them.
+_NEWS_WORDS = st.sampled_from(
+    [
+        "Israel",
+        "recalls",
+        "recalled",
+        "its",
+        "team",
+        "talks",
+        "broke",
+        "break",
+        "down",
+        "Hamas",
+        "Doha",
+        "deal",
+        "agreed",
+        "ceasefire",
+        "hostages",
+        "released",
+        "the",
+        "a",
+        "phase",
+        "first",
+        "stage",
+        "said",
+        "2025",
+        "60",
+        "naïve",
+        "QATAR",
+        "of",
+    ]
+)
+_NEWS_TEXT = st.lists(
+    _NEWS_WORDS | st.sampled_from([".", ",", "-", "'s", "\n"]) | st.text(max_size=6), max_size=40
+).map(" ".join)
+
+
+@given(_NEWS_TEXT, _NEWS_TEXT)
+def test_a_sentence_is_read_into_the_features_the_model_knows(
+    doha: Classifier, title: str, summary: str
+) -> None:
+    """The scorer reads each sentence straight into the numbers of its known
+    features: exactly the features training reads there that the model weighs."""
+    model = doha.pack.learned
+    assert model is not None
+    scorer = model.scorer
+    known = set(scorer.names)
+    for field, _, _, text in sentences(title, summary):
+        numbers = scorer.known(field, text)
+        assert {scorer.names[n] for n in numbers} == sentence_features(field, text) & known
+
+
+def test_every_kind_of_feature_is_read() -> None:
+    """A stem, a stem tagged with either field and a pair of stems each count."""
+    model = _model(walkout={"strike": 1.0, "t:port": 2.0, "s:walk": 4.0, "walk out": 8.0})
+    scorer = model.scorer
+    found = {scorer.names[n] for n in scorer.known("title", "Port workers walk out on strike")}
+    assert found == {"strike", "t:port", "walk out"}
+    found = {scorer.names[n] for n in scorer.known("summary", "Port workers walk out")}
+    assert found == {"s:walk", "walk out"}
+
+
+PREDICT_CORPUS = """
+import json, sys
+from dohawatch.classifier.pack import load_pack
+model = load_pack("doha-talks").learned
+print(json.dumps([
+    [repr(p) for p in model.predict(t, s).probability.values()] for t, s in json.load(sys.stdin)
+]))
+"""
+
+
+def test_a_prediction_is_the_same_to_the_last_bit_whatever_the_hash_seed() -> None:
+    """Two processes with different hash seeds give every corpus item the same
+    probabilities, bit for bit: the weights are added in an order no seed moves."""
+    items = json.dumps([[i.title, i.summary] for i in _labelled()[0]])
+    runs = [
+        subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+            [sys.executable, "-c", PREDICT_CORPUS],
+            input=items,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            timeout=120,
+        ).stdout
+        for seed in ("1", "2")
+    ]
+    assert json.loads(runs[0]) == json.loads(runs[1])
+    assert len(json.loads(runs[0])) > 100
 
 
 def test_words_in_several_labels_count_for_each() -> None:
