@@ -235,6 +235,26 @@ def test_a_sentence_is_read_into_the_features_the_model_knows(
         assert {scorer.names[n] for n in numbers} == sentence_features(field, text) & known
 
 
+@given(
+    _NEWS_TEXT,
+    st.lists(st.sampled_from(["", "t:", "s:", " ", "t: ", "x "]) | st.text(max_size=6), max_size=4),
+    st.data(),
+)
+def test_any_feature_name_a_model_holds_is_read_as_training_reads_it(
+    text: str, parts: list[str], data: st.DataObject
+) -> None:
+    """A model file may weigh any name: the features training reads in the text,
+    and names no text gives (an empty stem, a stray space, a tag alone), which the
+    scorer must never find either."""
+    read = sorted(sentence_features("title", text) | sentence_features("summary", text))
+    names = set(data.draw(st.lists(st.sampled_from(read), max_size=30))) if read else set()
+    names.add("".join(parts))
+    scorer = _model(walkout=dict.fromkeys(names, 1.0)).scorer
+    for field, _, _, sentence in sentences(text, text):
+        found = {scorer.names[n] for n in scorer.known(field, sentence)}
+        assert found == sentence_features(field, sentence) & names
+
+
 def test_every_kind_of_feature_is_read() -> None:
     """A stem, a stem tagged with either field and a pair of stems each count."""
     model = _model(walkout={"strike": 1.0, "t:port": 2.0, "s:walk": 4.0, "walk out": 8.0})
