@@ -36,7 +36,7 @@ __all__ = [
 
 log = logging.getLogger("dohawatch.kafka")
 
-QUIET_POLLS = 20  # fetches of half a second with nothing read before a partition counts as read
+QUIET_SECONDS = 10.0  # nothing read from a partition short of its watermark for this long: an error
 
 # Kafka error code 36: the topic exists already, which is what we want.
 _TOPIC_ALREADY_EXISTS = 36
@@ -173,25 +173,44 @@ async def ensure_topics(settings: Settings, bootstrap: str, topics: Topics) -> N
 
 
 async def read_to_high_watermarks(
-    consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition]
+    consumer: AIOKafkaConsumer,
+    tps: Iterable[TopicPartition],
+    quiet_seconds: float = QUIET_SECONDS,
 ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
     """The records of each of ``tps`` from its position to the high watermark of
     its first fetch, all read together. The watermark comes from fetch responses:
-    ``end_offsets()`` answers wrongly on the embedded broker (docs/kafka.md)."""
+    ``end_offsets()`` answers wrongly on the embedded broker (docs/kafka.md).
+
+    Raises:
+        BrokerError: a partition was not read to its watermark because nothing came
+            for ``quiet_seconds``. A part of a partition is never returned as all of
+            it: state restored from it would be older than the input it resumes.
+    """
     records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = {tp: [] for tp in tps}
     ends: dict[TopicPartition, int] = {}
+    at: dict[TopicPartition, int] = {}  # positions, where the watermark is known
     left = set(records)
-    quiet = 0
-    while left and quiet < QUIET_POLLS:
+    loop = asyncio.get_running_loop()
+    last_read = loop.time()
+    while left:
         batches = await consumer.getmany(*left, timeout_ms=500)
         for tp in sorted(left):
             if tp not in ends and (high := consumer.highwater(tp)) is not None:
                 ends[tp] = high
             end = ends.get(tp)
             records[tp] += [r for r in batches.get(tp, []) if end is None or r.offset < end]
-            if end is not None and await consumer.position(tp) >= end:
-                left.discard(tp)
-        quiet = 0 if batches else quiet + 1
+            if end is not None:
+                at[tp] = await consumer.position(tp)
+                if at[tp] >= end:
+                    left.discard(tp)
+        if batches:
+            last_read = loop.time()
+        elif left and loop.time() - last_read >= quiet_seconds:
+            unread = ", ".join(
+                f"{tp.topic}[{tp.partition}] at {at.get(tp, '?')} of {ends.get(tp, '?')}"
+                for tp in sorted(left)
+            )
+            raise BrokerError(f"nothing read for {quiet_seconds:g} s short of the end: {unread}")
     return records
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 
 from dohawatch.app import RunPlan, run_plan
 from dohawatch.demo.feeds import ReplayServer
@@ -26,7 +27,7 @@ from dohawatch.shared.codec import decode, encode
 from dohawatch.shared.config_file import FeedConfig, FileConfig
 from dohawatch.shared.errors import BrokerError
 from dohawatch.shared.events import ClassifiedItem, NewsItem
-from dohawatch.shared.kafka import Topics
+from dohawatch.shared.kafka import Topics, read_to_high_watermarks
 from dohawatch.shared.runtime import ServiceContext
 from dohawatch.shared.settings import Settings, load_settings
 from tests.factories import until
@@ -215,3 +216,51 @@ async def test_a_service_stops_within_its_bound_when_the_broker_is_gone(
     del plan, task
     gc.collect()
     assert took < 30
+
+
+async def test_a_read_to_the_end_that_stops_short_is_an_error_not_a_part(
+    broker: EmbeddedBroker,
+) -> None:
+    """A partition whose reading stops short of its watermark (here the broker stops
+    answering partway) raises BrokerError, naming how far it got: returned as it
+    stood, it would be taken for the whole (a notifier's state older than the input
+    it resumes from)."""
+    tp = TopicPartition("dohawatch.read-test", 0)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap)
+    await producer.start()
+    try:
+        sent = [await producer.send(tp.topic, b"x" * 1000, partition=0) for _ in range(400)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=1024,  # a record or so per fetch: the read takes many
+        fetch_max_bytes=1024,
+        request_timeout_ms=30_000,
+    )
+    await consumer.start()
+    pid = broker.pid
+    assert pid is not None
+    stopped = False
+
+    async def stop_partway() -> None:
+        nonlocal stopped
+        await until(lambda: consumer.highwater(tp) is not None, 30)  # the first fetch is in
+        os.kill(pid, signal.SIGSTOP)
+        stopped = True
+
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        stopper = asyncio.create_task(stop_partway())
+        with pytest.raises(BrokerError, match=r"dohawatch\.read-test\[0\] at \d+ of 400"):
+            await read_to_high_watermarks(consumer, [tp], quiet_seconds=2.0)
+        assert stopped
+        await stopper
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(consumer.stop(), 10)
