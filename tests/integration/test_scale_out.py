@@ -22,6 +22,7 @@ partitions unpolled. docs/kafka.md describes what was seen.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import threading
@@ -133,6 +134,39 @@ class Outcome:
     deliveries: Counter[str]  # Slack delivery id → requests accepted
     lags: dict[str, int]
     resendable: set[str] = field(default_factory=set)  # in flight when a notifier was killed
+    logs: Path | None = None  # the processes' logs, for a failure's message
+
+
+GROUP_EVENTS = {
+    "started",
+    "partitions_assigned",
+    "partitions_revoked",
+    "state_restored",
+    "group_membership_lost",
+    "revoke_unfinished",
+    "commit_failed",
+    "batch_abandoned",
+    "offsets_reset",
+    "changelog_invalid",
+}
+
+
+def _group_events(logs: Path) -> str:
+    """What each process logged about its group and its state, in time order: what a
+    failed comparison is read against."""
+    lines = []
+    for path in sorted(logs.glob("*.log")):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") in GROUP_EVENTS or event.get("level") == "error":
+                fields = " ".join(
+                    f"{k}={v}" for k, v in event.items() if k not in {"ts", "level", "logger"}
+                )
+                lines.append(f"{event.get('ts', '')[11:23]} {path.stem}: {fields}")
+    return "\n".join(sorted(lines))
 
 
 class Cluster:
@@ -337,6 +371,7 @@ async def _run(tmp: Path, farm: WaveFarm, script: str) -> Outcome:
         farm.waves = 3
         outcome = await _settled(broker.bootstrap, slack)
         outcome.resendable = resendable
+        outcome.logs = tmp
         return outcome
     finally:
         await cluster.stop_all()
@@ -345,6 +380,14 @@ async def _run(tmp: Path, farm: WaveFarm, script: str) -> Outcome:
 
 
 def _check(run: Outcome, one: Outcome, what: str) -> None:
+    try:
+        _compare(run, one, what)
+    except AssertionError as failed:
+        events = _group_events(run.logs) if run.logs is not None else ""
+        raise AssertionError(f"{failed}\n{what} run's group and state events:\n{events}") from None
+
+
+def _compare(run: Outcome, one: Outcome, what: str) -> None:
     assert len(run.item_ids) == FEEDS * WAVES, f"{what}: entries missing"
     assert all(len(ids) == 1 for ids in run.item_ids.values()), f"{what}: an entry under two ids"
     assert run.item_ids == one.item_ids, f"{what}: item ids differ from one replica's"
