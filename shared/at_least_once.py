@@ -16,7 +16,10 @@ takes longer is left uncommitted for those partitions and replayed by their
 next owner. A handler that keeps state per partition is told which partitions
 it lost (after the commit) and which it gained; no batch is processed until
 those hooks have run (aiokafka fetches a new assignment meanwhile), and none
-with records of partitions this member no longer holds.
+with records of partitions this member no longer holds. A handler can also give
+partitions up between rebalances (the notifier does when another replica has
+claimed them, shared/tables.py): their batch is not committed, their records
+are no longer handled, and the member asks the group for a new assignment.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from .metrics import PipelineMetrics
 __all__ = [
     "BatchHandler",
     "PartitionedHandler",
+    "SupersededHandler",
     "deadletter",
     "produce_and_wait",
     "run_pipeline",
@@ -82,6 +86,16 @@ class PartitionedHandler(Protocol):
     async def revoked(self, partitions: set[int]) -> None:
         """Finish with ``partitions``: their offsets are committed; their state must
         be where the next owner reads it when this returns."""
+        ...
+
+
+@runtime_checkable
+class SupersededHandler(Protocol):
+    """A handler that can find partitions taken from it without a rebalance."""
+
+    def superseded(self) -> set[int]:
+        """Input partitions given up since the last call (asked after each batch is
+        acknowledged): their batch must not be committed."""
         ...
 
 
@@ -279,6 +293,16 @@ class _Offsets(ConsumerRebalanceListener):  # type: ignore[misc]
             if self.pending.get(tp) == offset:
                 del self.pending[tp]
 
+    def give_up(self, tps: set[TopicPartition]) -> None:
+        """Stop handling and committing ``tps`` (the handler found them claimed by
+        another member) and ask the group to rejoin: the new assignment decides."""
+        self.revoked |= tps
+        for tp in tps:
+            self.pending.pop(tp, None)
+        self.assigned -= tps
+        self._counted("given_up", tps)
+        self._consumer._coordinator.request_rejoin()  # aiokafka keeps its group state there
+
     def acknowledged(self, tp: TopicPartition, offset: int) -> None:
         """Mark ``tp`` processed up to ``offset`` (exclusive), unless it was revoked
         before its batch finished: then its next owner replays it."""
@@ -443,6 +467,8 @@ class _Loop(Generic[T]):
         for message in outputs:
             self.metrics.produced.labels(message.topic).inc()
         await self.handler.acknowledged()
+        if isinstance(self.handler, SupersededHandler) and (lost := self.handler.superseded()):
+            self.offsets.give_up({tp for tp in self.offsets.assigned if tp.partition in lost})
         for tp, records in batches.items():
             self.offsets.acknowledged(tp, records[-1].offset + 1)
         await self.offsets.commit()

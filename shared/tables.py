@@ -6,27 +6,61 @@ compacted changelog topic, to the partition number of the input it belongs
 to, and reads that partition back when the group assigns it: the replica that
 owned the partition before wrote the state the next owner reads
 (docs/kafka.md). Nothing else decides who owns what.
+
+A table can also be *claimed*: the replica the group assigns a partition first
+appends a claim record to it (a fresh token under :data:`CLAIM_KEY`) and writes
+every later record under that token (the :data:`CLAIM_HEADER` header). Reading
+the partition back keeps a record only if it was written under the claim in
+force where it stands, so a replica that goes on writing after another was
+given its partition (a member the group left without telling it, or a batch
+that outlived its revoke) never overwrites the new owner's state, and the old
+owner learns of it from the claim (:class:`Claims`). This is fencing by the log
+itself; the group's assignment still decides who owns what.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
-from collections.abc import Iterable
-from dataclasses import dataclass
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from .errors import BrokerError
 from .kafka import client_options, read_to_high_watermarks
+from .logs import log_event
 from .settings import Settings
 
-__all__ = ["REPLICA_HEADER", "Row", "check_copartitioned", "read_table", "replica_name"]
+__all__ = [
+    "CLAIM_HEADER",
+    "CLAIM_KEY",
+    "REPLICA_HEADER",
+    "Claims",
+    "Row",
+    "check_copartitioned",
+    "claimed_rows",
+    "read_table",
+    "replica_name",
+]
+
+log = logging.getLogger("dohawatch.tables")
 
 REPLICA_HEADER = "dohawatch_replica"
 """The header of a changelog record that names the replica that wrote it."""
+CLAIM_HEADER = "dohawatch_claim"
+"""The header of a claimed table's record: the token of the claim it was written under."""
+CLAIM_KEY = b"\x00claim"
+"""The key of a claim record (a NUL byte first: no story, feed or route key has one)."""
+CHECK_SECONDS = 30.0
+"""The longest a check of a batch's own records may read before it is an error."""
+
+Headers = Sequence[tuple[str, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +73,48 @@ class Row:
     replica: str | None = None
 
 
+def _header(headers: Headers | None, name: str) -> str | None:
+    for key, value in headers or ():
+        if key == name:
+            return value.decode(errors="replace")
+    return None
+
+
+def claimed_rows(
+    records: Iterable[tuple[bytes | None, bytes | None, Headers | None]], partition: int
+) -> tuple[dict[str, Row], int]:
+    """The latest valid record of each key of one claimed partition, read in offset
+    order, and how many records were left out for being written under a claim a
+    later one had superseded. A record is valid when no claim stands before it
+    (written before the table was claimed) or its token is the last claim's
+    before it. Claim records themselves are no rows."""
+    rows: dict[str, Row] = {}
+    claim: str | None = None
+    superseded = 0
+    for key, value, headers in records:
+        if key is None:
+            continue
+        if key == CLAIM_KEY:
+            claim = _header(headers, CLAIM_HEADER)
+            continue
+        if claim is not None and _header(headers, CLAIM_HEADER) != claim:
+            superseded += 1
+            continue
+        rows[key.decode()] = Row(partition, value, _header(headers, REPLICA_HEADER))
+    return rows, superseded
+
+
 async def read_table(
-    settings: Settings, bootstrap: str, topic: str, partitions: Iterable[int] | None = None
+    settings: Settings,
+    bootstrap: str,
+    topic: str,
+    partitions: Iterable[int] | None = None,
+    *,
+    claimed: bool = False,
 ) -> dict[str, Row]:
     """The latest record of each key of ``topic`` (of ``partitions``, or all of
-    them), read to the high watermark.
+    them), read to the high watermark. A ``claimed`` table keeps only the records
+    its claims allow (:func:`claimed_rows`); those left out are logged.
 
     Raises:
         BrokerError: the broker could not be reached.
@@ -65,12 +136,28 @@ async def read_table(
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         for tp, records in (await read_to_high_watermarks(consumer, tps)).items():
-            for record in records:
-                if record.key is not None:
-                    replica = dict(record.headers or ()).get(REPLICA_HEADER)
-                    table[record.key.decode()] = Row(
-                        tp.partition, record.value, replica.decode() if replica else None
-                    )
+            if claimed:
+                rows, superseded = claimed_rows(
+                    ((r.key, r.value, r.headers) for r in records), tp.partition
+                )
+            else:
+                superseded = 0
+                rows = {
+                    r.key.decode(): Row(tp.partition, r.value, _header(r.headers, REPLICA_HEADER))
+                    for r in records
+                    if r.key is not None
+                }
+            if superseded:
+                log_event(
+                    log,
+                    "changelog_superseded",
+                    level=logging.WARNING,
+                    status="skipped",
+                    topic=topic,
+                    partition=tp.partition,
+                    records=superseded,
+                )
+            table.update(rows)
     except KafkaError as exc:
         raise BrokerError(f"cannot read {topic}: {exc!r}") from exc
     finally:
@@ -111,3 +198,134 @@ def replica_name(settings: Settings, service: str) -> str:
     pod, in Kubernetes) and the process, for ``dohawatch feeds list`` and the
     changelog's ``dohawatch_replica`` header."""
     return f"{settings.kafka_client_id}-{service}@{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(slots=True)
+class _Claim:
+    token: str
+    checked: int  # the offset of the first record of the first table not checked yet
+
+
+@dataclass
+class Claims:
+    """This replica's claims on the partitions of some claimed tables, the first of
+    which (``topics[0]``) it checks its own writes against.
+
+    :meth:`claim` appends a new claim to every table's partition when the group
+    assigns it; :meth:`header` is the header each record written for that
+    partition then carries; :meth:`superseded` tells, after a batch's records
+    were acknowledged, which of its partitions another claim has taken since.
+    """
+
+    settings: Settings
+    bootstrap: str
+    topics: Sequence[str]
+    replica: str
+    _claims: dict[int, _Claim] = field(default_factory=dict)
+    _reader: AIOKafkaConsumer | None = None
+
+    def header(self, partition: int) -> tuple[str, bytes] | None:
+        """The claim header of a record for ``partition``; None before any claim."""
+        claim = self._claims.get(partition)
+        return (CLAIM_HEADER, claim.token.encode()) if claim is not None else None
+
+    def token(self, partition: int) -> str | None:
+        """The token of this replica's latest claim on ``partition``."""
+        claim = self._claims.get(partition)
+        return claim.token if claim is not None else None
+
+    async def claim(self, producer: AIOKafkaProducer, partitions: Iterable[int]) -> None:
+        """Append a new claim to each of ``partitions`` of every table and wait for the
+        broker: records another replica writes there after it are no longer read.
+
+        Raises:
+            BrokerError: a claim was not acknowledged; the partitions are not claimed.
+        """
+        tokens = {p: uuid.uuid4().hex for p in sorted(partitions)}
+        headers = [(REPLICA_HEADER, self.replica.encode())]
+        try:
+            async with asyncio.timeout(CHECK_SECONDS):
+                sent = {
+                    (topic, p): await producer.send(
+                        topic,
+                        b"",
+                        key=CLAIM_KEY,
+                        headers=[*headers, (CLAIM_HEADER, token.encode())],
+                        partition=p,
+                    )
+                    for topic in self.topics
+                    for p, token in tokens.items()
+                }
+                done = {where: await future for where, future in sent.items()}
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerError(f"claims not acknowledged: {exc!r}") from exc
+        for p, token in tokens.items():
+            self._claims[p] = _Claim(token, done[(self.topics[0], p)].offset + 1)
+
+    async def superseded(self, written: Mapping[int, tuple[str | None, int]]) -> set[int]:
+        """The partitions another claim has taken from the batch that wrote, to each
+        partition of ``written``, that many records of the first table under that
+        token (all acknowledged). A partition's records are read from the last check
+        to the batch's last one: a claim met on the way, or a token this replica has
+        since replaced, supersedes the batch there. A partition written before any
+        claim (token None) has nothing to be checked against.
+
+        Raises:
+            BrokerError: the batch's records were not all read in ``CHECK_SECONDS``.
+        """
+        lost = {p for p, (token, _) in written.items() if self.token(p) != token}
+        wanted = {
+            p: count
+            for p, (token, count) in written.items()
+            if token is not None and p not in lost and count
+        }
+        if not wanted:
+            return lost
+        reader = await self._started()
+        tps = {p: TopicPartition(self.topics[0], p) for p in wanted}
+        if set(tps.values()) - reader.assignment():
+            reader.assign(sorted(set(tps.values()) | reader.assignment()))
+        for p, tp in tps.items():
+            reader.seek(tp, self._claims[p].checked)
+        try:
+            async with asyncio.timeout(CHECK_SECONDS):
+                while wanted:
+                    batches = await reader.getmany(*(tps[p] for p in wanted), timeout_ms=500)
+                    for tp, records in batches.items():
+                        p = tp.partition
+                        claim = self._claims[p]
+                        for record in records:
+                            if p not in wanted:
+                                break
+                            claim.checked = record.offset + 1
+                            token = _header(record.headers, CLAIM_HEADER)
+                            if record.key == CLAIM_KEY and token != claim.token:
+                                lost.add(p)
+                                del wanted[p]
+                            elif token == claim.token and record.key != CLAIM_KEY:
+                                wanted[p] -= 1
+                                if not wanted[p]:
+                                    del wanted[p]
+        except (KafkaError, TimeoutError) as exc:
+            raise BrokerError(f"the batch's own records were not read back: {exc!r}") from exc
+        return lost
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._reader is None:
+            reader = AIOKafkaConsumer(
+                **client_options(self.settings, self.bootstrap),
+                enable_auto_commit=False,
+                fetch_max_wait_ms=50,  # an empty partition is answered after this (docs/kafka.md)
+            )
+            try:
+                await reader.start()
+            except KafkaError as exc:
+                raise BrokerError(f"cannot read {self.topics[0]}: {exc!r}") from exc
+            self._reader = reader
+        return self._reader
+
+    async def close(self) -> None:
+        """Stop the reader, if one was started."""
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.stop()

@@ -9,9 +9,12 @@ input the state came from (docs/kafka.md):
 * ``notifier.ledger``, keyed ``route/alert id``: every delivery row of one alert
   on one route and what the route was last told (:mod:`.ledger`).
 
-When the group assigns a partition, :func:`restore` replaces the SQLite cache's
-rows of that partition with the changelogs' (the previous owner wrote them
-before it let the partition go, :meth:`.Dispatcher.drain`), so the new owner
+Both are claimed tables (:mod:`dohawatch.shared.tables`): the replica assigned a
+partition claims it in both before it reads them, and a record another replica
+writes there afterwards is not read. When the group assigns a partition,
+:func:`restore` replaces the SQLite cache's rows of that partition with the
+changelogs' (the previous owner wrote them before it let the partition go,
+:meth:`.Dispatcher.drain`), so the new owner
 keeps the story's alert id and revision count, and never sends again a revision
 the old owner delivered. The one exception is a revision whose delivery was cut
 off with the process: its answer was lost, and the resend carries the same
@@ -38,15 +41,14 @@ __all__ = ["Restored", "restore", "story_record"]
 log = logging.getLogger("dohawatch.notifier")
 
 
-def story_record(topic: str, partition: int, story: Story, replica: str) -> Outgoing:
-    """The ``notifier.stories`` record of ``story``, to ``partition``."""
-    return Outgoing(
-        topic,
-        story.alert.story_key.encode(),
-        encode_story(story),
-        [(REPLICA_HEADER, replica.encode())],
-        partition,
-    )
+def story_record(
+    topic: str, partition: int, story: Story, replica: str, claim: tuple[str, bytes] | None
+) -> Outgoing:
+    """The ``notifier.stories`` record of ``story``, to ``partition``, under ``claim``."""
+    headers = [(REPLICA_HEADER, replica.encode())]
+    if claim is not None:
+        headers.append(claim)
+    return Outgoing(topic, story.alert.story_key.encode(), encode_story(story), headers, partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +82,12 @@ async def restore(
         BrokerError: the broker could not be reached; nothing was replaced.
     """
     stories = _by_partition(
-        await read_table(settings, bootstrap, topics.notifier_stories, partitions), partitions
+        await read_table(settings, bootstrap, topics.notifier_stories, partitions, claimed=True),
+        partitions,
     )
     deliveries = _by_partition(
-        await read_table(settings, bootstrap, topics.notifier_ledger, partitions), partitions
+        await read_table(settings, bootstrap, topics.notifier_ledger, partitions, claimed=True),
+        partitions,
     )
     story_count = ledger_count = invalid = 0
     for partition in sorted(partitions):

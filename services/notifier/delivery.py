@@ -49,7 +49,7 @@ from dohawatch.shared.codec import Outgoing, encode
 from dohawatch.shared.errors import BrokerError, SinkError
 from dohawatch.shared.events import Alert
 from dohawatch.shared.logs import log_event
-from dohawatch.shared.tables import REPLICA_HEADER
+from dohawatch.shared.tables import REPLICA_HEADER, Claims
 
 from .ledger import DeliveryLedger, Pending, ledger_key
 from .routes import due_at, matches, notify_reason, retry_delay
@@ -106,6 +106,11 @@ class DeliveryMetrics:
             "Ledger changes the changelog did not acknowledge (written again with the "
             "alert's next change, or replayed from the input).",
         )
+        self.superseded = counter(
+            "dohawatch_notifier_partitions_superseded_total",
+            "Partitions given up because another replica claimed them while this one "
+            "still wrote there (their batch is replayed by the new owner).",
+        )
         self.pipeline = histogram(
             "dohawatch_pipeline_latency_seconds",
             "Time from the fetch of the item that made a revision to its delivery; "
@@ -139,6 +144,7 @@ class Dispatcher:
         *,
         changelog_topic: str | None = None,
         replica: str = "",
+        claims: Claims | None = None,
     ) -> None:
         self.routes = list(routes)
         self.clock = clock  # Unix time; injectable so digests and quiet hours can be tested
@@ -149,6 +155,7 @@ class Dispatcher:
         self.metrics = metrics
         self.changelog_topic = changelog_topic
         self.replica = replica
+        self.claims = claims  # the claim each changelog record is written under
         self._wake = {r.name: asyncio.Event() for r in self.routes}
         self._unlogged: set[tuple[str, str]] = set()  # (route, alert id) changed since written
         self._in_flight: dict[str, tuple[frozenset[int], asyncio.Future[None]]] = {}
@@ -201,12 +208,16 @@ class Dispatcher:
             partition = self.ledger.partition_of(route, alert_id)
             if partition is None:
                 continue
+            headers = [(REPLICA_HEADER, self.replica.encode())]
+            claim = self.claims.header(partition) if self.claims is not None else None
+            if claim is not None:
+                headers.append(claim)
             records.append(
                 Outgoing(
                     self.changelog_topic,
                     ledger_key(route, alert_id).encode(),
                     self.ledger.record(route, alert_id),
-                    [(REPLICA_HEADER, self.replica.encode())],
+                    headers,
                     partition,
                 )
             )

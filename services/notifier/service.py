@@ -9,14 +9,18 @@
 
 The classified topic is keyed by ``story_key``, so one replica owns a story at a
 time and replicas never race on it. Its state moves with its partition
-(:mod:`.changelog`): restored when the group assigns the partition, handed over
-when it revokes it, after the deliveries in flight from it are done.
+(:mod:`.changelog`): claimed and restored when the group assigns the partition,
+handed over when it revokes it, after the deliveries in flight from it are done.
+A batch whose partition another replica has claimed meanwhile (the group moved
+it without telling this one) is neither delivered nor committed there: the
+partition is given up and the group rejoined (docs/kafka.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -29,7 +33,7 @@ from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.logs import log_event
 from dohawatch.shared.metrics import package_version
 from dohawatch.shared.runtime import ServiceContext, consume, revoke_wait_seconds
-from dohawatch.shared.tables import check_copartitioned, replica_name
+from dohawatch.shared.tables import Claims, check_copartitioned, replica_name
 
 from .changelog import restore, story_record
 from .delivery import DeliveryMetrics, DeliveryPolicy, Dispatcher
@@ -55,6 +59,7 @@ class AlertHandler:
         dispatcher: Dispatcher,
         ctx: ServiceContext,
         replica: str,
+        claims: Claims,
     ) -> None:
         self.rules = rules
         self.store = store
@@ -63,6 +68,9 @@ class AlertHandler:
         self.replica = replica
         self._dirty: dict[str, tuple[int, Story]] = {}
         self._alerts: list[tuple[Alert, datetime]] = []
+        self.claims = claims
+        self._written: dict[int, tuple[str | None, int]] = {}  # partition → (claim, records)
+        self._superseded: set[int] = set()  # given up, for the loop to stop committing
         self.failure: BrokerError | None = None  # a restore that failed stops the service
 
     async def handle(
@@ -81,16 +89,31 @@ class AlertHandler:
             self._dirty[key] = (partition, story)
             self._alerts.append((alert, classified.item.fetched_at))
             out.append(encode(alert, topics.alerts))
-        out += [
-            story_record(topics.notifier_stories, partition, story, self.replica)
-            for partition, story in self._dirty.values()
-        ]
+        written: Counter[int] = Counter()
+        for partition, story in self._dirty.values():
+            out.append(
+                story_record(
+                    topics.notifier_stories,
+                    partition,
+                    story,
+                    self.replica,
+                    self.claims.header(partition),
+                )
+            )
+            written[partition] += 1
+        self._written = {p: (self.claims.token(p), n) for p, n in written.items()}
         return out
 
     async def acknowledged(self) -> None:
-        stories = self._dirty
+        written, self._written = self._written, {}
+        alerts, self._alerts = self._alerts, []
+        stories, self._dirty = self._dirty, {}
+        lost = await self.claims.superseded(written)
+        if lost:
+            self.give_up(lost)
+            stories = {k: v for k, v in stories.items() if v[0] not in lost}
+            alerts = [(a, f) for a, f in alerts if a.story_key in stories]
         self.store.put_many(stories.values())
-        alerts, self._alerts, self._dirty = self._alerts, [], {}
         for alert, fetched_at in alerts:
             self.dispatcher.metrics.alerts.labels(alert.event_type, alert.severity.value).inc()
             log_event(
@@ -107,12 +130,34 @@ class AlertHandler:
             self.dispatcher.offer(alert, story.feed_tags, fetched_at, partition)
         await self.dispatcher.log_changes()  # before the commit: a failure replays the batch
 
+    def give_up(self, partitions: set[int]) -> None:
+        """Stop delivering from ``partitions``, which another replica has claimed;
+        :meth:`superseded` hands them to the loop."""
+        ledger = self.dispatcher.ledger
+        ledger.owned = (ledger.owned or frozenset()) - partitions
+        self._superseded |= partitions
+        self.dispatcher.metrics.superseded.inc(len(partitions))
+        log_event(
+            log,
+            "partitions_superseded",
+            level=logging.WARNING,
+            status="given-up",
+            partitions=",".join(map(str, sorted(partitions))),
+        )
+
+    def superseded(self) -> set[int]:
+        """The partitions given up since the last call (see :meth:`give_up`)."""
+        lost, self._superseded = self._superseded, set()
+        return lost
+
     async def assigned(self, partitions: set[int]) -> None:
-        """Read the partitions' stories and ledger from the changelogs, then deliver them."""
+        """Claim the partitions, read their stories and ledger from the changelogs,
+        then deliver them."""
         ctx = self.ctx
         if ctx.stop.is_set():
             return  # stopping: the partitions' next owner reads their state
         try:
+            await self.claims.claim(ctx.producer, partitions)
             restored = await restore(
                 ctx.settings,
                 ctx.bootstrap,
@@ -190,6 +235,9 @@ async def run_notifier(
         store, ledger = StoryStore(path), DeliveryLedger(path)
         ledger.owned = frozenset()  # until the group assigns partitions
         replica = replica_name(settings, "notifier")
+        claims = Claims(
+            settings, ctx.bootstrap, [topics.notifier_stories, topics.notifier_ledger], replica
+        )
         dispatcher = Dispatcher(
             routes,
             ledger,
@@ -203,12 +251,13 @@ async def run_notifier(
             DeliveryMetrics(ctx.registry),
             changelog_topic=ctx.topics.notifier_ledger,
             replica=replica,
+            claims=claims,
         )
         log_event(log, "routes", status="ok", routes=",".join(r.name for r in routes) or "none")
         delivering = asyncio.create_task(dispatcher.run(ctx.stop), name="delivery")
         delivering.add_done_callback(_stop_on_crash(ctx.stop))
         try:
-            handler = AlertHandler(rules, store, dispatcher, ctx, replica)
+            handler = AlertHandler(rules, store, dispatcher, ctx, replica, claims)
             await consume(
                 ctx,
                 group=GROUP_ID,
@@ -222,6 +271,7 @@ async def run_notifier(
         finally:
             ctx.stop.set()
             await delivering
+            await claims.close()
             store.close()
             ledger.close()
     finally:

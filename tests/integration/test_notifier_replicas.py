@@ -5,6 +5,7 @@ stories and deliveries move with its partitions (services/notifier/changelog.py)
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from dohawatch.shared.events import Alert, ClassifiedItem
 from dohawatch.shared.kafka import Topics, ensure_topics, make_consumer, make_producer
 from dohawatch.shared.metrics import PipelineMetrics
 from dohawatch.shared.settings import Settings
+from dohawatch.shared.tables import Claims, read_table
 from tests.factories import until
 
 from .conftest import configure, read_topic, running
@@ -243,4 +245,102 @@ async def test_a_story_keeps_its_alert_and_deliveries_when_its_partition_moves(
     ]
     assert {(x.alert_id, x.revision) for x in alerts} == {
         (ids.alert_id(s), n) for s in STORIES for n in range(1, 11)
+    }
+
+
+async def test_a_claimed_table_reads_no_record_written_under_a_superseded_claim(
+    settings: Settings,
+) -> None:
+    """Replica A claims a partition and writes; B is given the partition and claims
+    it; A, not told, writes again. A's check of that write finds B's claim, B's
+    does not, and the table holds A's first value until B writes its own."""
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    await ensure_topics(settings, bootstrap, TOPICS)
+    topics = [TOPICS.notifier_stories, TOPICS.notifier_ledger]
+    a, b = (Claims(settings, bootstrap, topics, name) for name in ("replica-a", "replica-b"))
+    producer = make_producer(settings, bootstrap)
+    await producer.start()
+
+    async def write(claims: Claims, value: bytes) -> set[int]:
+        header = claims.header(1)
+        assert header is not None
+        await (await producer.send(topics[0], value, key=b"st1-s", headers=[header], partition=1))
+        return await claims.superseded({1: (claims.token(1), 1)})
+
+    async def value() -> bytes | None:
+        return (await read_table(settings, bootstrap, topics[0], [1], claimed=True))["st1-s"].value
+
+    try:
+        await a.claim(producer, [1])
+        assert await write(a, b"a-1") == set()
+        assert await value() == b"a-1"
+        await b.claim(producer, [1])
+        assert await write(a, b"a-2") == {1}, "A learns that B holds the partition"
+        assert await value() == b"a-1", "A's write after B's claim is not read"
+        unclaimed = await read_table(settings, bootstrap, topics[0], [1])
+        assert unclaimed["st1-s"].value == b"a-2", "only a claimed read leaves it out"
+        assert await write(b, b"b-1") == set()
+        assert await value() == b"b-1"
+        await a.claim(producer, [1])  # the group gives it back to A
+        assert await write(b, b"b-2") == {1}
+        assert await value() == b"b-1"
+    finally:
+        await a.close()
+        await b.close()
+        await producer.stop()
+
+
+async def test_a_notifier_whose_partition_another_claims_gives_it_up_and_delivers_once(
+    settings: Settings, slack: SlackServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another replica claims the notifier's partitions while it still holds them
+    (what a group that moved them without telling it does). Its next batch there is
+    neither delivered nor committed: it gives the partitions up and rejoins, reads
+    back a state without what it wrote after the claim, handles the batch again,
+    and Slack hears the new revision once."""
+    caplog.set_level(logging.INFO)
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    story = STORIES[0]
+    topics = [TOPICS.notifier_stories, TOPICS.notifier_ledger]
+
+    async def delivered() -> bool:
+        rows = await read_table(settings, bootstrap, TOPICS.notifier_ledger, claimed=True)
+        return any(r.value and b'"status":"pending"' not in r.value for r in rows.values())
+
+    async with running(
+        _replica(settings, slack, tmp_path, "a"), services=["notifier"], routes=None
+    ) as plan:
+        await publish(bootstrap, [story_report(story, 1)])
+        await until(lambda: len(slack.accepted()) == 1, 40)
+        for _ in range(100):  # the delivery's outcome is on the ledger before the claim
+            if await delivered():
+                break
+            await asyncio.sleep(0.1)
+        other = Claims(settings, bootstrap, topics, "replica-elsewhere")
+        producer = make_producer(settings, bootstrap)
+        await producer.start()
+        try:
+            await other.claim(producer, range(settings.topic_partitions))
+        finally:
+            await producer.stop()
+            await other.close()
+        await publish(bootstrap, [story_report(story, n) for n in (2, 3)])
+        await until(lambda: len(slack.accepted()) >= 2, 40)
+        await asyncio.sleep(1.0)  # time for a wrong extra delivery to show
+        registry = plan.contexts["notifier"].registry
+        superseded = registry.get_sample_value("dohawatch_notifier_partitions_superseded_total")
+    assert superseded == 1, "the story's partition was given up"
+    events = [r.getMessage() for r in caplog.records]
+    assert "partitions_superseded" in events
+    assert "changelog_superseded" in events, "the rejoined notifier did not read its late write"
+    assert events.count("state_restored") >= 2, "it read its state again after rejoining"
+    assert _deliveries(slack) == {
+        ids.revision_id(ids.alert_id(story), 1): 1,
+        ids.revision_id(ids.alert_id(story), 3): 1,
+    }
+    alerts = [
+        decode(r.value, r.headers, Alert) for r in await read_topic(bootstrap, TOPICS.alerts, 3, 20)
+    ]
+    assert {(x.alert_id, x.revision) for x in alerts} >= {
+        (ids.alert_id(story), n) for n in (1, 2, 3)
     }
