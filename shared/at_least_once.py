@@ -177,7 +177,8 @@ async def produce_and_wait(
     deadletter_topic: str | None = None,
     service: str = "",
 ) -> int:
-    """Send every message, then wait until the broker acknowledged all of them.
+    """Send every message, then wait until the broker acknowledged all of them; a
+    message's ``written`` is told the offset it got.
 
     Sends are not awaited one by one: the producer batches them (awaiting each
     send costs 10-100x, docs/performance.md). With ``deadletter_topic``, a
@@ -216,7 +217,8 @@ async def produce_and_wait(
             try:
                 pending.append((message, await send(message)))
             except _TOO_LARGE as exc:  # over the producer's max_request_size
-                pending.append((message, await send(refuse(message, exc))))
+                letter = refuse(message, exc)
+                pending.append((letter, await send(letter)))
         results = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
         later = []
         for (message, _), result in zip(pending, results, strict=True):
@@ -224,6 +226,8 @@ async def produce_and_wait(
                 later.append(await send(refuse(message, result)))
             elif isinstance(result, BaseException):
                 raise result
+            elif message.written is not None:
+                message.written(result.offset)
         await asyncio.gather(*later)
         for letter in dead:
             log_event(

@@ -33,6 +33,7 @@ class Outgoing:
     value: bytes | None
     headers: Headers
     partition: int | None = None  # None: the producer's partitioner picks it from the key
+    written: Callable[[int], None] | None = None  # told the offset the broker gave it
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,21 +263,21 @@ class Claims:
             self._claims[p] = _Claim(token, done[(self.topics[0], p)].offset + 1)
 
     async def superseded(self, written: Mapping[int, tuple[str | None, int]]) -> set[int]:
-        """The partitions another claim has taken from the batch that wrote, to each
-        partition of ``written``, that many records of the first table under that
-        token (all acknowledged). A partition's records are read from the last check
-        to the batch's last one: a claim met on the way, or a token this replica has
-        since replaced, supersedes the batch there. A partition written before any
-        claim (token None) has nothing to be checked against.
+        """The partitions another claim has taken from a batch that wrote, to each
+        partition of ``written``, records of the first table under that claim token,
+        the last of them (acknowledged) at that offset. A partition is read from
+        the last check up to that record: a claim met on the way, or a token this
+        replica has since replaced, supersedes the batch there. A partition written
+        before any claim (token None) has nothing to be checked against.
 
         Raises:
-            BrokerError: the batch's records were not all read in ``CHECK_SECONDS``.
+            BrokerError: the batch's records were not read back in ``CHECK_SECONDS``.
         """
         lost = {p for p, (token, _) in written.items() if self.token(p) != token}
         wanted = {
-            p: count
-            for p, (token, count) in written.items()
-            if token is not None and p not in lost and count
+            p: last
+            for p, (token, last) in written.items()
+            if token is not None and p not in lost and last >= self._claims[p].checked
         }
         if not wanted:
             return lost
@@ -292,20 +292,17 @@ class Claims:
                 while wanted:
                     batches = await reader.getmany(*(tps[p] for p in wanted), timeout_ms=500)
                     for tp, records in batches.items():
-                        p = tp.partition
-                        claim = self._claims[p]
+                        p, claim = tp.partition, self._claims[tp.partition]
                         for record in records:
-                            if p not in wanted:
+                            if record.offset > wanted[p]:
                                 break
                             claim.checked = record.offset + 1
                             token = _header(record.headers, CLAIM_HEADER)
                             if record.key == CLAIM_KEY and token != claim.token:
                                 lost.add(p)
-                                del wanted[p]
-                            elif token == claim.token and record.key != CLAIM_KEY:
-                                wanted[p] -= 1
-                                if not wanted[p]:
-                                    del wanted[p]
+                                break
+                        if p in lost or claim.checked > wanted[p]:
+                            del wanted[p]
         except (KafkaError, TimeoutError) as exc:
             raise BrokerError(f"the batch's own records were not read back: {exc!r}") from exc
         return lost

@@ -24,6 +24,7 @@ delivery id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dohawatch.shared.codec import Outgoing
@@ -42,13 +43,26 @@ log = logging.getLogger("dohawatch.notifier")
 
 
 def story_record(
-    topic: str, partition: int, story: Story, replica: str, claim: tuple[str, bytes] | None
+    topic: str,
+    partition: int,
+    story: Story,
+    replica: str,
+    claim: tuple[str, bytes] | None = None,
+    written: Callable[[int], None] | None = None,
 ) -> Outgoing:
-    """The ``notifier.stories`` record of ``story``, to ``partition``, under ``claim``."""
+    """The ``notifier.stories`` record of ``story``, to ``partition``, under ``claim``;
+    ``written`` is told the offset the broker gave it."""
     headers = [(REPLICA_HEADER, replica.encode())]
     if claim is not None:
         headers.append(claim)
-    return Outgoing(topic, story.alert.story_key.encode(), encode_story(story), headers, partition)
+    return Outgoing(
+        topic,
+        story.alert.story_key.encode(),
+        encode_story(story),
+        headers,
+        partition,
+        written,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
 import httpx
 
@@ -69,7 +69,7 @@ class AlertHandler:
         self._dirty: dict[str, tuple[int, Story]] = {}
         self._alerts: list[tuple[Alert, datetime]] = []
         self.claims = claims
-        self._written: dict[int, tuple[str | None, int]] = {}  # partition → (claim, records)
+        self._written: dict[int, tuple[str | None, int]] = {}  # partition → (claim, last offset)
         self._superseded: set[int] = set()  # given up, for the loop to stop committing
         self.failure: BrokerError | None = None  # a restore that failed stops the service
 
@@ -89,20 +89,23 @@ class AlertHandler:
             self._dirty[key] = (partition, story)
             self._alerts.append((alert, classified.item.fetched_at))
             out.append(encode(alert, topics.alerts))
-        written: Counter[int] = Counter()
-        for partition, story in self._dirty.values():
-            out.append(
-                story_record(
-                    topics.notifier_stories,
-                    partition,
-                    story,
-                    self.replica,
-                    self.claims.header(partition),
-                )
+        out += [
+            story_record(
+                topics.notifier_stories,
+                partition,
+                story,
+                self.replica,
+                self.claims.header(partition),
+                partial(self._written_at, partition, self.claims.token(partition)),
             )
-            written[partition] += 1
-        self._written = {p: (self.claims.token(p), n) for p, n in written.items()}
+            for partition, story in self._dirty.values()
+        ]
         return out
+
+    def _written_at(self, partition: int, token: str | None, offset: int) -> None:
+        """Note that a story record of this batch, written under ``token``, is at ``offset``."""
+        last = self._written.get(partition, (token, -1))[1]
+        self._written[partition] = (token, max(last, offset))
 
     async def acknowledged(self) -> None:
         written, self._written = self._written, {}

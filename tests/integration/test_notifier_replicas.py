@@ -264,8 +264,8 @@ async def test_a_claimed_table_reads_no_record_written_under_a_superseded_claim(
     async def write(claims: Claims, value: bytes) -> set[int]:
         header = claims.header(1)
         assert header is not None
-        await (await producer.send(topics[0], value, key=b"st1-s", headers=[header], partition=1))
-        return await claims.superseded({1: (claims.token(1), 1)})
+        sent = await producer.send(topics[0], value, key=b"st1-s", headers=[header], partition=1)
+        return await claims.superseded({1: (claims.token(1), (await sent).offset)})
 
     async def value() -> bytes | None:
         return (await read_table(settings, bootstrap, topics[0], [1], claimed=True))["st1-s"].value

@@ -72,13 +72,27 @@ async def test_five_megabyte_messages_are_deadlettered_and_the_next_item_alerts(
 
 async def test_an_output_too_large_to_send_is_deadlettered_alone(settings: Settings) -> None:
     """A message over the producer's 1 MiB limit goes to the dead-letter topic as a
-    bounded record of itself; the other messages of the batch are sent."""
+    bounded record of itself; the other messages of the batch are sent, and each
+    message that asks is told its offset (the refused one is not: it is not there)."""
     bootstrap = settings.kafka_bootstrap_servers or ""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # 1 MiB max_request_size
     await producer.start()
+    told: list[tuple[bytes, int]] = []
     try:
-        big = Outgoing(TOPICS.classified, b"k-big", b"x" * (2 * 1024 * 1024), [("ce_type", b"t")])
-        small = Outgoing(TOPICS.classified, b"k-small", b"{}", [("ce_type", b"t")])
+        big = Outgoing(
+            TOPICS.classified,
+            b"k-big",
+            b"x" * (2 * 1024 * 1024),
+            [("ce_type", b"t")],
+            written=lambda offset: told.append((b"k-big", offset)),
+        )
+        small = Outgoing(
+            TOPICS.classified,
+            b"k-small",
+            b"{}",
+            [("ce_type", b"t")],
+            written=lambda offset: told.append((b"k-small", offset)),
+        )
         refused = await produce_and_wait(
             producer, [big, small], deadletter_topic=TOPICS.deadletter, service="classifier"
         )
@@ -88,6 +102,7 @@ async def test_an_output_too_large_to_send_is_deadlettered_alone(settings: Setti
     dead = await read_topic(bootstrap, TOPICS.deadletter, 1)
     assert refused == 1
     assert [r.key for r in sent] == [b"k-small"]
+    assert told == [(b"k-small", sent[0].offset)]
     assert dead[0].key == b"k-big"
     assert len(dead[0].value) == DEADLETTER_BODY_BYTES
     assert header(dead[0].headers, "dlq_reason") == "too-large"
