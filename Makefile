@@ -105,6 +105,7 @@ bench: $(VENV)/.installed $(COMPILED_TREE)/.built
 	PYTHONPATH=$(COMPILED_TREE) $(BIN)/python -m tests.bench.classifier
 	$(BIN)/python -m tests.bench.fetcher
 	$(BIN)/python -m tests.bench.feed_memory
+	$(BIN)/python -m tests.bench.claims
 	$(BIN)/python -m tests.bench.fetcher_replicas
 
 schemas: $(VENV)/.installed

@@ -204,6 +204,7 @@ def replica_name(settings: Settings, service: str) -> str:
 class _Claim:
     token: str
     checked: int  # the offset of the first record of the first table not checked yet
+    superseded: bool = False  # another claim was found after it
 
 
 @dataclass
@@ -266,14 +267,19 @@ class Claims:
         """The partitions another claim has taken from a batch that wrote, to each
         partition of ``written``, records of the first table under that claim token,
         the last of them (acknowledged) at that offset. A partition is read from
-        the last check up to that record: a claim met on the way, or a token this
-        replica has since replaced, supersedes the batch there. A partition written
+        the last check up to that record: a claim met on the way (then or at an
+        earlier check), or a token this replica has since replaced, supersedes the
+        batch there. A partition written
         before any claim (token None) has nothing to be checked against.
 
         Raises:
             BrokerError: the batch's records were not read back in ``CHECK_SECONDS``.
         """
-        lost = {p for p, (token, _) in written.items() if self.token(p) != token}
+        lost = {
+            p
+            for p, (token, _) in written.items()
+            if self.token(p) != token or (token is not None and self._claims[p].superseded)
+        }
         wanted = {
             p: last
             for p, (token, last) in written.items()
@@ -285,8 +291,12 @@ class Claims:
         tps = {p: TopicPartition(self.topics[0], p) for p in wanted}
         if set(tps.values()) - reader.assignment():
             reader.assign(sorted(set(tps.values()) | reader.assignment()))
+        # Fetched only while checked: a fetch left waiting at a partition's end
+        # would hold up the next check's by up to fetch_max_wait_ms.
+        reader.pause(*(reader.assignment() - set(tps.values())))
         for p, tp in tps.items():
             reader.seek(tp, self._claims[p].checked)
+        reader.resume(*tps.values())
         try:
             async with asyncio.timeout(CHECK_SECONDS):
                 while wanted:
@@ -299,12 +309,15 @@ class Claims:
                             claim.checked = record.offset + 1
                             token = _header(record.headers, CLAIM_HEADER)
                             if record.key == CLAIM_KEY and token != claim.token:
+                                claim.superseded = True
                                 lost.add(p)
                                 break
                         if p in lost or claim.checked > wanted[p]:
                             del wanted[p]
         except (KafkaError, TimeoutError) as exc:
             raise BrokerError(f"the batch's own records were not read back: {exc!r}") from exc
+        finally:
+            reader.pause(*tps.values())
         return lost
 
     async def _started(self) -> AIOKafkaConsumer:

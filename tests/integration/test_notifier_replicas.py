@@ -252,8 +252,9 @@ async def test_a_claimed_table_reads_no_record_written_under_a_superseded_claim(
     settings: Settings,
 ) -> None:
     """Replica A claims a partition and writes; B is given the partition and claims
-    it; A, not told, writes again. A's check of that write finds B's claim, B's
-    does not, and the table holds A's first value until B writes its own."""
+    it; A, not told, writes again, also after B has written. A's checks of those
+    writes find B's claim, B's do not, and the table holds A's first value until B
+    writes its own, and B's after that."""
     bootstrap = settings.kafka_bootstrap_servers or ""
     await ensure_topics(settings, bootstrap, TOPICS)
     topics = [TOPICS.notifier_stories, TOPICS.notifier_ledger]
@@ -281,6 +282,8 @@ async def test_a_claimed_table_reads_no_record_written_under_a_superseded_claim(
         assert unclaimed["st1-s"].value == b"a-2", "only a claimed read leaves it out"
         assert await write(b, b"b-1") == set()
         assert await value() == b"b-1"
+        assert await write(a, b"a-3") == {1}, "A, slower, writes an older state on"
+        assert await value() == b"b-1", "the owner's newer state stands"
         await a.claim(producer, [1])  # the group gives it back to A
         assert await write(b, b"b-2") == {1}
         assert await value() == b"b-1"
