@@ -58,7 +58,8 @@ CLAIM_HEADER = "dohawatch_claim"
 CLAIM_KEY = b"\x00claim"
 """The key of a claim record (a NUL byte first: no story, feed or route key has one)."""
 CHECK_SECONDS = 30.0
-"""The longest a check of a batch's own records may read before it is an error."""
+"""The longest a claim, or a check of a batch's own records, may take before it is
+an error."""
 
 Headers = Sequence[tuple[str, bytes]]
 
@@ -268,9 +269,9 @@ class Claims:
         partition of ``written``, records of the first table under that claim token,
         the last of them (acknowledged) at that offset. A partition is read from
         the last check up to that record: a claim met on the way (then or at an
-        earlier check), or a token this replica has since replaced, supersedes the
-        batch there. A partition written
-        before any claim (token None) has nothing to be checked against.
+        earlier check), or a token this replica has since replaced (before or
+        during the check), supersedes the batch there. A partition written before
+        any claim (token None) has nothing to be checked against.
 
         Raises:
             BrokerError: the batch's records were not read back in ``CHECK_SECONDS``.
@@ -288,6 +289,7 @@ class Claims:
         if not wanted:
             return lost
         reader = await self._started()
+        checking = {p: self._claims[p] for p in wanted}  # a claim made meanwhile is another
         tps = {p: TopicPartition(self.topics[0], p) for p in wanted}
         if set(tps.values()) - reader.assignment():
             reader.assign(sorted(set(tps.values()) | reader.assignment()))
@@ -295,14 +297,14 @@ class Claims:
         # would hold up the next check's by up to fetch_max_wait_ms.
         reader.pause(*(reader.assignment() - set(tps.values())))
         for p, tp in tps.items():
-            reader.seek(tp, self._claims[p].checked)
+            reader.seek(tp, checking[p].checked)
         reader.resume(*tps.values())
         try:
             async with asyncio.timeout(CHECK_SECONDS):
                 while wanted:
                     batches = await reader.getmany(*(tps[p] for p in wanted), timeout_ms=500)
                     for tp, records in batches.items():
-                        p, claim = tp.partition, self._claims[tp.partition]
+                        p, claim = tp.partition, checking[tp.partition]
                         for record in records:
                             if record.offset > wanted[p]:
                                 break
@@ -318,7 +320,7 @@ class Claims:
             raise BrokerError(f"the batch's own records were not read back: {exc!r}") from exc
         finally:
             reader.pause(*tps.values())
-        return lost
+        return lost | {p for p, claim in checking.items() if self._claims[p] is not claim}
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._reader is None:

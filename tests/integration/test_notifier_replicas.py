@@ -287,6 +287,9 @@ async def test_a_claimed_table_reads_no_record_written_under_a_superseded_claim(
         await a.claim(producer, [1])  # the group gives it back to A
         assert await write(b, b"b-2") == {1}
         assert await value() == b"b-1"
+        before = a.token(1)
+        await a.claim(producer, [1])  # A's batch outlived its revoke; A was given it again
+        assert await a.superseded({1: (before, 0)}) == {1}, "written under A's older claim"
     finally:
         await a.close()
         await b.close()

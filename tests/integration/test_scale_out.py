@@ -148,6 +148,9 @@ GROUP_EVENTS = {
     "batch_abandoned",
     "offsets_reset",
     "changelog_invalid",
+    "changelog_superseded",
+    "partitions_superseded",
+    "partitions_given_up",
 }
 
 
