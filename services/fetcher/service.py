@@ -441,9 +441,23 @@ class _Owned(ConsumerRebalanceListener):  # type: ignore[misc]
         new = {tp.partition for tp in assigned} - self.partitions
         restored = 0
         if new:  # the state their previous owner last wrote, before any of their polls
-            changelog = await read_table(
-                self._ctx.settings, self._ctx.bootstrap, self._ctx.topics.fetcher_state, new
-            )
+            try:
+                changelog = await read_table(
+                    self._ctx.settings, self._ctx.bootstrap, self._ctx.topics.fetcher_state, new
+                )
+            except BrokerError as exc:
+                # Their feeds are polled with the state this replica has (none, or
+                # older): an item seen before may be published again, under its id;
+                # waiting for the state would leave them unpolled until a rebalance.
+                changelog = {}
+                log_event(
+                    log,
+                    "state_restore_failed",
+                    level=logging.ERROR,
+                    status="polled-without",
+                    partitions=",".join(map(str, sorted(new))),
+                    error=str(exc),
+                )
             for row in changelog.values():
                 state = decode_state(row.value) if row.value is not None else None
                 if state is not None:

@@ -40,7 +40,7 @@ from dohawatch.shared.runtime import ServiceContext, revoke_wait_seconds, servic
 from dohawatch.shared.settings import Settings
 from tests.factories import until
 
-from .conftest import configure, read_topic
+from .conftest import configure, free_port, read_topic
 from .servers import Answer, ScriptedServer, ShortLengthServer
 
 pytestmark = pytest.mark.integration
@@ -620,3 +620,27 @@ async def test_a_revoke_leaves_a_loop_that_does_not_end_to_end_cancelled(
     (slow,) = [r for r in caplog.records if r.getMessage() == "feed_loop_stop_slow"]
     assert slow.dohawatch_fields["feed"] == "Wire"
     assert "stubborn" in slow.dohawatch_fields["waits_in"]
+
+
+async def test_partitions_whose_state_cannot_be_read_are_still_polled(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica assigned partitions whose state it cannot read (the broker went away
+    under the read, or stalled it) takes them with the state it has and says so,
+    instead of leaving their feeds unpolled until the next rebalance."""
+    caplog.set_level(logging.INFO, logger="dohawatch.fetcher")
+    async with fetcher(settings) as (ctx, poller):
+        await ensure_topics(ctx.settings, ctx.bootstrap, ctx.topics)
+        consumer = make_consumer(ctx.settings, ctx.bootstrap, GROUP_ID)
+        await consumer.start()
+        try:
+            tp = TopicPartition(ctx.topics.feeds, 0)
+            consumer.assign([tp])
+            unreachable = replace(ctx, bootstrap=f"127.0.0.1:{free_port()}")
+            owned = _Owned(unreachable, poller, consumer)
+            await asyncio.wait_for(owned.on_partitions_assigned([tp]), 60)
+        finally:
+            await consumer.stop()
+    assert owned.partitions == {0}
+    (failed,) = [r for r in caplog.records if r.getMessage() == "state_restore_failed"]
+    assert failed.dohawatch_fields["partitions"] == "0"
