@@ -95,7 +95,7 @@ class SupersededHandler(Protocol):
 
     def superseded(self) -> set[int]:
         """Input partitions given up since the last call (asked after each batch is
-        acknowledged): their batch must not be committed."""
+        acknowledged, and between batches): their batch must not be committed."""
         ...
 
 
@@ -392,6 +392,7 @@ class _Loop(Generic[T]):
                 batches = await self._owned(batches, stop)
             if batches and not await self._process_or_abandon(batches, stop):
                 break
+            self._give_up_superseded()  # found between batches too
             await self._observe_lag()
         # The last commit on the way out: quick, so a stop completes with the broker gone.
         with contextlib.suppress(BrokerError):
@@ -471,12 +472,16 @@ class _Loop(Generic[T]):
         for message in outputs:
             self.metrics.produced.labels(message.topic).inc()
         await self.handler.acknowledged()
-        if isinstance(self.handler, SupersededHandler) and (lost := self.handler.superseded()):
-            self.offsets.give_up({tp for tp in self.offsets.assigned if tp.partition in lost})
+        self._give_up_superseded()
         for tp, records in batches.items():
             self.offsets.acknowledged(tp, records[-1].offset + 1)
         await self.offsets.commit()
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _give_up_superseded(self) -> None:
+        """Give up the partitions the handler found another member holds."""
+        if isinstance(self.handler, SupersededHandler) and (lost := self.handler.superseded()):
+            self.offsets.give_up({tp for tp in self.offsets.assigned if tp.partition in lost})
 
     async def _observe_lag(self) -> None:
         for tp, position, high in await positions(self.consumer):

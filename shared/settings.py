@@ -77,7 +77,9 @@ class Settings(BaseSettings):
         5.0,
         gt=0,
         description="How often each service checks that the broker answers and still has "
-        "the pipeline's topics; also the bound on each check.",
+        "the pipeline's topics, and that its consumer group still lists it, and each "
+        "notifier that no other replica has claimed its partitions; also the bound on "
+        "each broker check.",
     )
     kafka_rebalance_timeout_ms: int = Field(
         10_000, ge=500, description="How long a rebalance may wait for members to rejoin."

@@ -216,7 +216,8 @@ class Claims:
     :meth:`claim` appends a new claim to every table's partition when the group
     assigns it; :meth:`header` is the header each record written for that
     partition then carries; :meth:`superseded` tells, after a batch's records
-    were acknowledged, which of its partitions another claim has taken since.
+    were acknowledged, which of its partitions another claim has taken since, and
+    :meth:`taken` the same of partitions it has not written to.
     """
 
     settings: Settings
@@ -225,6 +226,8 @@ class Claims:
     replica: str
     _claims: dict[int, _Claim] = field(default_factory=dict)
     _reader: AIOKafkaConsumer | None = None
+    _reading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _mine: set[str] = field(default_factory=set)  # every token this replica has claimed with
 
     def header(self, partition: int) -> tuple[str, bytes] | None:
         """The claim header of a record for ``partition``; None before any claim."""
@@ -244,6 +247,7 @@ class Claims:
             BrokerError: a claim was not acknowledged; the partitions are not claimed.
         """
         tokens = {p: uuid.uuid4().hex for p in sorted(partitions)}
+        self._mine.update(tokens.values())
         headers = [(REPLICA_HEADER, self.replica.encode())]
         try:
             async with asyncio.timeout(CHECK_SECONDS):
@@ -281,46 +285,77 @@ class Claims:
             for p, (token, _) in written.items()
             if self.token(p) != token or (token is not None and self._claims[p].superseded)
         }
-        wanted = {
+        upto: dict[int, int | None] = {
             p: last
             for p, (token, last) in written.items()
             if token is not None and p not in lost and last >= self._claims[p].checked
         }
-        if not wanted:
-            return lost
-        reader = await self._started()
-        checking = {p: self._claims[p] for p in wanted}  # a claim made meanwhile is another
-        tps = {p: TopicPartition(self.topics[0], p) for p in wanted}
-        if set(tps.values()) - reader.assignment():
-            reader.assign(sorted(set(tps.values()) | reader.assignment()))
-        # Fetched only while checked: a fetch left waiting at a partition's end
-        # would hold up the next check's by up to fetch_max_wait_ms.
-        reader.pause(*(reader.assignment() - set(tps.values())))
-        for p, tp in tps.items():
-            reader.seek(tp, checking[p].checked)
-        reader.resume(*tps.values())
-        try:
-            async with asyncio.timeout(CHECK_SECONDS):
-                while wanted:
-                    batches = await reader.getmany(*(tps[p] for p in wanted), timeout_ms=500)
-                    for tp, records in batches.items():
-                        p, claim = tp.partition, checking[tp.partition]
-                        for record in records:
-                            if record.offset > wanted[p]:
-                                break
-                            claim.checked = record.offset + 1
-                            token = _header(record.headers, CLAIM_HEADER)
-                            if record.key == CLAIM_KEY and token != claim.token:
+        found, reclaimed = await self._read(upto)
+        return lost | found | reclaimed
+
+    async def taken(self, partitions: Iterable[int]) -> set[int]:
+        """Of ``partitions``, those another replica has claimed since this one did,
+        each read from the last check to its end: what a replica that writes
+        nothing to a partition learns no other way.
+
+        Raises:
+            BrokerError: a partition was not read to its end in ``CHECK_SECONDS``.
+        """
+        claimed = [p for p in partitions if p in self._claims]
+        found = {p for p in claimed if self._claims[p].superseded}
+        taken, _ = await self._read({p: None for p in claimed if p not in found})
+        return found | taken
+
+    async def _read(self, upto: Mapping[int, int | None]) -> tuple[set[int], set[int]]:
+        """Read each partition of the first table from its last check up to the
+        offset given (None: to its end). Returns the partitions where a claim not
+        this replica's stands (marked superseded), and those this replica claimed
+        anew meanwhile. One read at a time: the checks share the reader and offsets."""
+        if not upto:
+            return set(), set()
+        async with self._reading:
+            reader = await self._started()
+            checking = {p: self._claims[p] for p in upto}  # a claim made meanwhile is another
+            tps = {p: TopicPartition(self.topics[0], p) for p in upto}
+            if set(tps.values()) - reader.assignment():
+                reader.assign(sorted(set(tps.values()) | reader.assignment()))
+            # Fetched only while read: a fetch left waiting at a partition's end
+            # would hold up the next check's by up to fetch_max_wait_ms.
+            reader.pause(*(reader.assignment() - set(tps.values())))
+            for p, tp in tps.items():
+                reader.seek(tp, checking[p].checked)
+            reader.resume(*tps.values())
+            left = dict(upto)
+            lost: set[int] = set()
+            reclaimed = {p for p, claim in checking.items() if self._claims.get(p) is not claim}
+            try:
+                async with asyncio.timeout(CHECK_SECONDS):
+                    while left:
+                        batches = await reader.getmany(*(tps[p] for p in left), timeout_ms=500)
+                        for p in list(left):
+                            claim, limit = checking[p], left[p]
+                            for record in batches.get(tps[p], []):
+                                if limit is not None and record.offset > limit:
+                                    break
+                                claim.checked = record.offset + 1
+                                token = _header(record.headers, CLAIM_HEADER)
+                                if record.key != CLAIM_KEY or token == claim.token:
+                                    continue
+                                if token in self._mine:  # this replica's newer claim
+                                    reclaimed.add(p)
+                                    continue
                                 claim.superseded = True
                                 lost.add(p)
                                 break
-                        if p in lost or claim.checked > wanted[p]:
-                            del wanted[p]
-        except (KafkaError, TimeoutError) as exc:
-            raise BrokerError(f"the batch's own records were not read back: {exc!r}") from exc
-        finally:
-            reader.pause(*tps.values())
-        return lost | {p for p, claim in checking.items() if self._claims[p] is not claim}
+                            end = reader.highwater(tps[p]) if limit is None else limit + 1
+                            if p in lost or (end is not None and claim.checked >= end):
+                                del left[p]
+            except (KafkaError, TimeoutError) as exc:
+                raise BrokerError(f"{self.topics[0]} was not read back: {exc!r}") from exc
+            finally:
+                reader.pause(*tps.values())
+        reclaimed |= {p for p, claim in checking.items() if self._claims.get(p) is not claim}
+        return lost, reclaimed
 
     async def _started(self) -> AIOKafkaConsumer:
         if self._reader is None:

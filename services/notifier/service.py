@@ -13,12 +13,14 @@ time and replicas never race on it. Its state moves with its partition
 handed over when it revokes it, after the deliveries in flight from it are done.
 A batch whose partition another replica has claimed meanwhile (the group moved
 it without telling this one) is neither delivered nor committed there: the
-partition is given up and the group rejoined (docs/kafka.md).
+partition is given up and the group rejoined (docs/kafka.md). The partitions it
+writes nothing to are checked every ``kafka_check_interval_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -148,6 +150,27 @@ class AlertHandler:
             partitions=",".join(map(str, sorted(partitions))),
         )
 
+    async def watch_claims(self, stop: asyncio.Event) -> None:
+        """Every ``kafka_check_interval_seconds`` until ``stop``, give up the owned
+        partitions another replica has claimed: the batch check finds them only
+        where this replica writes, and its deliveries come from the rest too."""
+        interval = self.ctx.settings.kafka_check_interval_seconds
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await stop.wait()
+            if stop.is_set():
+                return
+            try:
+                lost = await self.claims.taken(self.dispatcher.ledger.owned or ())
+            except BrokerError as exc:  # the broker's reachability is watched elsewhere
+                log_event(
+                    log, "claims_checked", level=logging.WARNING, status="error", error=str(exc)
+                )
+                continue
+            if lost:
+                self.give_up(lost)
+
     def superseded(self) -> set[int]:
         """The partitions given up since the last call (see :meth:`give_up`)."""
         lost, self._superseded = self._superseded, set()
@@ -259,8 +282,10 @@ async def run_notifier(
         log_event(log, "routes", status="ok", routes=",".join(r.name for r in routes) or "none")
         delivering = asyncio.create_task(dispatcher.run(ctx.stop), name="delivery")
         delivering.add_done_callback(_stop_on_crash(ctx.stop))
+        handler = AlertHandler(rules, store, dispatcher, ctx, replica, claims)
+        watching = asyncio.create_task(handler.watch_claims(ctx.stop), name="claims")
+        watching.add_done_callback(_stop_on_crash(ctx.stop))
         try:
-            handler = AlertHandler(rules, store, dispatcher, ctx, replica, claims)
             await consume(
                 ctx,
                 group=GROUP_ID,
@@ -273,6 +298,9 @@ async def run_notifier(
                 raise handler.failure
         finally:
             ctx.stop.set()
+            watching.cancel()  # only checks: nothing to finish
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
             await delivering
             await claims.close()
             store.close()
