@@ -72,8 +72,13 @@ async def keep_membership(
     found = found or Membership()
     interval = settings.kafka_check_interval_seconds
     admin: AIOKafkaAdminClient | None = None
+    this = asyncio.current_task()
     try:
         while True:
+            if this is not None and this.cancelling():
+                # A cancel an await swallowed (Python 3.11's wait_for does, inside
+                # aiokafka too): without this the check would go on for good.
+                raise asyncio.CancelledError
             await asyncio.sleep(interval)
             coordinator = consumer._coordinator  # aiokafka keeps its group state there
             member_id = getattr(coordinator, "member_id", "")
@@ -81,12 +86,11 @@ async def keep_membership(
                 found.misses = 0
                 continue  # not in a group yet, or between generations
             try:
-                if admin is None:
-                    admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
-                    await asyncio.wait_for(admin.start(), interval)
-                answers = await asyncio.wait_for(
-                    admin.describe_consumer_groups([group_id]), interval
-                )
+                async with asyncio.timeout(interval):
+                    if admin is None:
+                        admin = AIOKafkaAdminClient(**client_options(settings, bootstrap))
+                        await admin.start()
+                    answers = await admin.describe_consumer_groups([group_id])
             except (KafkaError, TimeoutError):
                 if admin is not None:
                     await admin.close()

@@ -21,6 +21,7 @@ itself; the group's assignment still decides who owns what.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -367,6 +368,8 @@ class Claims:
             try:
                 await reader.start()
             except KafkaError as exc:
+                with contextlib.suppress(KafkaError):
+                    await reader.stop()
                 raise BrokerError(f"cannot read {self.topics[0]}: {exc!r}") from exc
             self._reader = reader
         return self._reader
