@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from dohawatch.app import RunPlan
@@ -249,6 +250,25 @@ async def test_a_story_keeps_its_alert_and_deliveries_when_its_partition_moves(
     }
 
 
+@contextlib.asynccontextmanager
+async def _two_replicas(
+    settings: Settings,
+) -> AsyncIterator[tuple[Claims, Claims, AIOKafkaProducer]]:
+    """Two replicas' claims on the notifier's tables, and a producer to write with."""
+    bootstrap = settings.kafka_bootstrap_servers or ""
+    await ensure_topics(settings, bootstrap, TOPICS)
+    topics = [TOPICS.notifier_stories, TOPICS.notifier_ledger]
+    a, b = (Claims(settings, bootstrap, topics, name) for name in ("replica-a", "replica-b"))
+    producer = make_producer(settings, bootstrap)
+    await producer.start()
+    try:
+        yield a, b, producer
+    finally:
+        await a.close()
+        await b.close()
+        await producer.stop()
+
+
 async def test_a_claimed_table_reads_no_record_written_under_a_superseded_claim(
     settings: Settings,
 ) -> None:
@@ -257,29 +277,26 @@ async def test_a_claimed_table_reads_no_record_written_under_a_superseded_claim(
     writes find B's claim, B's do not, and the table holds A's first value until B
     writes its own, and B's after that."""
     bootstrap = settings.kafka_bootstrap_servers or ""
-    await ensure_topics(settings, bootstrap, TOPICS)
-    topics = [TOPICS.notifier_stories, TOPICS.notifier_ledger]
-    a, b = (Claims(settings, bootstrap, topics, name) for name in ("replica-a", "replica-b"))
-    producer = make_producer(settings, bootstrap)
-    await producer.start()
+    stories = TOPICS.notifier_stories
+    async with _two_replicas(settings) as (a, b, producer):
 
-    async def write(claims: Claims, value: bytes) -> set[int]:
-        header = claims.header(1)
-        assert header is not None
-        sent = await producer.send(topics[0], value, key=b"st1-s", headers=[header], partition=1)
-        return await claims.superseded({1: (claims.token(1), (await sent).offset)})
+        async def write(claims: Claims, value: bytes) -> set[int]:
+            header = claims.header(1)
+            assert header is not None
+            sent = await producer.send(stories, value, key=b"st1-s", headers=[header], partition=1)
+            return await claims.superseded({1: (claims.token(1), (await sent).offset)})
 
-    async def value() -> bytes | None:
-        return (await read_table(settings, bootstrap, topics[0], [1], claimed=True))["st1-s"].value
+        async def value() -> bytes | None:
+            table = await read_table(settings, bootstrap, stories, [1], claimed=True)
+            return table["st1-s"].value
 
-    try:
         await a.claim(producer, [1])
         assert await write(a, b"a-1") == set()
         assert await value() == b"a-1"
         await b.claim(producer, [1])
         assert await write(a, b"a-2") == {1}, "A learns that B holds the partition"
         assert await value() == b"a-1", "A's write after B's claim is not read"
-        unclaimed = await read_table(settings, bootstrap, topics[0], [1])
+        unclaimed = await read_table(settings, bootstrap, stories, [1])
         assert unclaimed["st1-s"].value == b"a-2", "only a claimed read leaves it out"
         assert await write(b, b"b-1") == set()
         assert await value() == b"b-1"
@@ -291,10 +308,6 @@ async def test_a_claimed_table_reads_no_record_written_under_a_superseded_claim(
         before = a.token(1)
         await a.claim(producer, [1])  # A's batch outlived its revoke; A was given it again
         assert await a.superseded({1: (before, 0)}) == {1}, "written under A's older claim"
-    finally:
-        await a.close()
-        await b.close()
-        await producer.stop()
 
 
 async def test_a_replica_learns_which_quiet_partitions_another_has_claimed(
@@ -303,13 +316,7 @@ async def test_a_replica_learns_which_quiet_partitions_another_has_claimed(
     """With nothing written since, each replica reads its partitions to their end:
     the one whose partition another claimed finds it, its own newer claim is not
     another's, and the other finds its partition claimed back."""
-    bootstrap = settings.kafka_bootstrap_servers or ""
-    await ensure_topics(settings, bootstrap, TOPICS)
-    topics = [TOPICS.notifier_stories, TOPICS.notifier_ledger]
-    a, b = (Claims(settings, bootstrap, topics, name) for name in ("replica-a", "replica-b"))
-    producer = make_producer(settings, bootstrap)
-    await producer.start()
-    try:
+    async with _two_replicas(settings) as (a, b, producer):
         await a.claim(producer, [0, 1])
         assert await a.taken([0, 1]) == set()
         await b.claim(producer, [1])
@@ -318,10 +325,6 @@ async def test_a_replica_learns_which_quiet_partitions_another_has_claimed(
         await a.claim(producer, [1])
         assert await a.taken([0, 1]) == set()
         assert await b.taken([1]) == {1}
-    finally:
-        await a.close()
-        await b.close()
-        await producer.stop()
 
 
 async def _story_partition(settings: Settings, story: str) -> int:
